@@ -1,0 +1,42 @@
+# `make test` and `make demo` set everything up from nothing: venv, packages, services.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Every Python 3.10-3.13 that pyenv has, so tox finds the interpreters of its matrix.
+export PYENV_VERSION ?= $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.1[0-3]\.[0-9]+$$' | sort -t. -k2,2n -r | sed -n '1,4p' | paste -sd: -)
+
+.PHONY: test lint typecheck pytest tox tox-django6 demo system-deps clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[celery,test,lint]' tox
+	touch $@
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy django_tracify tracify_receiver
+
+pytest: $(BIN)/.installed system-deps
+	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+tox: $(BIN)/.installed
+	$(BIN)/tox run-parallel --parallel-no-spinner
+
+tox-django6: $(BIN)/.installed system-deps
+	$(BIN)/tox run -e py312-django61
+
+demo: $(BIN)/.installed
+	$(BIN)/python example_project/demo.py
+
+clean:
+	rm -rf $(VENV) .tox .services .coverage htmlcov artifacts

@@ -1,0 +1,33 @@
+"""django-tracify: send a Django shop's customer events to Tracify through an outbox.
+
+import django_tracify as tracify
+tracify.track_purchase(order)
+"""
+
+from __future__ import annotations
+
+from django_tracify.errors import TracifyError, TracifyValidationError
+from django_tracify.tracking import (
+    capture_identity,
+    track_addtocart,
+    track_conversion,
+    track_pageview,
+    track_post_purchase_survey,
+    track_productview,
+    track_purchase,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TracifyError",
+    "TracifyValidationError",
+    "__version__",
+    "capture_identity",
+    "track_addtocart",
+    "track_conversion",
+    "track_pageview",
+    "track_post_purchase_survey",
+    "track_productview",
+    "track_purchase",
+]

@@ -1,0 +1,227 @@
+"""The TRACIFY settings dict, read on every access so override_settings works."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+DEFAULT_ENDPOINT = "https://api.tracify.ai/api/v1/events"
+
+DEFAULT_EXCLUDE_PATHS: tuple[str, ...] = (
+    "/admin/",
+    "/static/",
+    "/media/",
+    "/favicon.ico",
+    "/robots.txt",
+    "/health",
+    "/healthz",
+    "/ready",
+    "/readyz",
+    "/livez",
+    "/__debug__/",
+)
+
+DEFAULT_EXCLUDE_URL_PARAMS: tuple[str, ...] = (
+    "email",
+    "mail",
+    "token",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "code",
+    "auth",
+    "key",
+    "session",
+)
+
+DEFAULTS: dict[str, Any] = {
+    "API_KEY": None,
+    "CUSTOMER_SITE_ID": None,
+    "ENDPOINT": DEFAULT_ENDPOINT,
+    "ENABLED": True,
+    "TIMEOUT": 10.0,
+    "BATCH_SIZE": 100,
+    "MAX_BODY_BYTES": 1_000_000,
+    "MAX_ATTEMPTS": 12,
+    "MAX_AGE_SECONDS": 7 * 24 * 3600,
+    "BACKOFF_BASE_SECONDS": 30.0,
+    "BACKOFF_MAX_SECONDS": 6 * 3600.0,
+    "LEASE_SECONDS": 300,
+    "RETENTION_DAYS": 30,
+    "DEAD_RETENTION_DAYS": 90,
+    "GZIP": False,
+    "ORDER_ADAPTER": None,
+    "DEFAULT_CURRENCY": None,
+    "RAISE_ERRORS": None,
+    "SITE_URL": None,
+    "DATABASE": None,
+    "EXCLUDE_PATHS": DEFAULT_EXCLUDE_PATHS,
+    "EXCLUDE_URL_PARAMS": DEFAULT_EXCLUDE_URL_PARAMS,
+    "TRACK_BOTS": False,
+    "CONSENT": None,
+    "RESPECT_DNT": False,
+    "TRUSTED_PROXY_COUNT": 0,
+    "TRUSTED_PROXIES": (),
+    "FLUSHERS": 1,
+}
+
+REQUIRED = ("API_KEY", "CUSTOMER_SITE_ID")
+
+
+class Settings:
+    """One typed property per TRACIFY key; values are read from django.conf on each access."""
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        value = getattr(django_settings, "TRACIFY", {})
+        if not isinstance(value, dict):
+            raise ImproperlyConfigured("settings.TRACIFY must be a dict.")
+        return value
+
+    def get(self, key: str) -> Any:
+        return self.raw.get(key, DEFAULTS[key])
+
+    def _required(self, key: str) -> str:
+        value = self.get(key)
+        if not value:
+            raise ImproperlyConfigured(f"TRACIFY['{key}'] is not set.")
+        return str(value)
+
+    @property
+    def API_KEY(self) -> str:
+        return self._required("API_KEY")
+
+    @property
+    def CUSTOMER_SITE_ID(self) -> str:
+        return self._required("CUSTOMER_SITE_ID")
+
+    @property
+    def ENDPOINT(self) -> str:
+        return str(self.get("ENDPOINT"))
+
+    @property
+    def ENABLED(self) -> bool:
+        return bool(self.get("ENABLED"))
+
+    @property
+    def TIMEOUT(self) -> float:
+        return float(self.get("TIMEOUT"))
+
+    @property
+    def BATCH_SIZE(self) -> int:
+        return int(self.get("BATCH_SIZE"))
+
+    @property
+    def MAX_BODY_BYTES(self) -> int:
+        return int(self.get("MAX_BODY_BYTES"))
+
+    @property
+    def MAX_ATTEMPTS(self) -> int:
+        return int(self.get("MAX_ATTEMPTS"))
+
+    @property
+    def MAX_AGE_SECONDS(self) -> int:
+        return int(self.get("MAX_AGE_SECONDS"))
+
+    @property
+    def BACKOFF_BASE_SECONDS(self) -> float:
+        return float(self.get("BACKOFF_BASE_SECONDS"))
+
+    @property
+    def BACKOFF_MAX_SECONDS(self) -> float:
+        return float(self.get("BACKOFF_MAX_SECONDS"))
+
+    @property
+    def LEASE_SECONDS(self) -> int:
+        return int(self.get("LEASE_SECONDS"))
+
+    @property
+    def RETENTION_DAYS(self) -> int:
+        return int(self.get("RETENTION_DAYS"))
+
+    @property
+    def DEAD_RETENTION_DAYS(self) -> int:
+        return int(self.get("DEAD_RETENTION_DAYS"))
+
+    @property
+    def GZIP(self) -> bool:
+        return bool(self.get("GZIP"))
+
+    @property
+    def ORDER_ADAPTER(self) -> Callable[[Any], Any] | None:
+        return _callable_or_none(self.get("ORDER_ADAPTER"), "ORDER_ADAPTER")
+
+    @property
+    def DEFAULT_CURRENCY(self) -> str | None:
+        value = self.get("DEFAULT_CURRENCY")
+        return str(value) if value else None
+
+    @property
+    def RAISE_ERRORS(self) -> bool:
+        value = self.get("RAISE_ERRORS")
+        return bool(django_settings.DEBUG) if value is None else bool(value)
+
+    @property
+    def SITE_URL(self) -> str | None:
+        value = self.get("SITE_URL")
+        return str(value).rstrip("/") if value else None
+
+    @property
+    def DATABASE(self) -> str | None:
+        value = self.get("DATABASE")
+        return str(value) if value else None
+
+    @property
+    def EXCLUDE_PATHS(self) -> tuple[str, ...]:
+        return tuple(self.get("EXCLUDE_PATHS"))
+
+    @property
+    def EXCLUDE_URL_PARAMS(self) -> tuple[str, ...]:
+        return tuple(str(name).lower() for name in self.get("EXCLUDE_URL_PARAMS"))
+
+    @property
+    def TRACK_BOTS(self) -> bool:
+        return bool(self.get("TRACK_BOTS"))
+
+    @property
+    def CONSENT(self) -> Callable[[Any], bool] | None:
+        return _callable_or_none(self.get("CONSENT"), "CONSENT")
+
+    @property
+    def RESPECT_DNT(self) -> bool:
+        return bool(self.get("RESPECT_DNT"))
+
+    @property
+    def TRUSTED_PROXY_COUNT(self) -> int:
+        return int(self.get("TRUSTED_PROXY_COUNT"))
+
+    @property
+    def TRUSTED_PROXIES(self) -> tuple[str, ...]:
+        value: Sequence[str] = self.get("TRUSTED_PROXIES")
+        return tuple(value)
+
+    @property
+    def FLUSHERS(self) -> int:
+        return int(self.get("FLUSHERS"))
+
+
+def _callable_or_none(value: Any, key: str) -> Callable[..., Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            imported: Callable[..., Any] = import_string(value)
+        except ImportError as err:
+            raise ImproperlyConfigured(f"TRACIFY['{key}'] = {value!r} cannot be imported.") from err
+        return imported
+    if not callable(value):
+        raise ImproperlyConfigured(f"TRACIFY['{key}'] must be a callable or its dotted path.")
+    return cast("Callable[..., Any]", value)
+
+
+settings = Settings()

@@ -1,0 +1,96 @@
+"""The outbox: one row per event, from the moment it is tracked until it is delivered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    SENDING = "sending", "sending"
+    SENT = "sent", "sent"
+    DEAD = "dead", "dead"
+    DISCARDED = "discarded", "discarded"
+    INVALID = "invalid", "invalid (not built)"
+
+
+class OutboxEvent(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    event_type = models.CharField(max_length=32)
+    payload = models.JSONField(help_text="The exact event body that is sent to Tracify.")
+    status = models.CharField(
+        max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    dedup_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    last_error = models.TextField(blank=True, default="")
+    last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "outbox event"
+        verbose_name_plural = "outbox events"
+        ordering = ("-id",)
+        indexes = (
+            models.Index(
+                fields=["id"], condition=Q(status="pending"), name="tracify_pending_by_id"
+            ),
+            models.Index(fields=["status", "next_attempt_at"], name="tracify_status_due"),
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status="sending"),
+                name="tracify_sending_lease",
+            ),
+            models.Index(fields=["status", "id"], name="tracify_status_id"),
+            models.Index(fields=["event_type", "id"], name="tracify_type_id"),
+            models.Index(fields=["created_at"], name="tracify_created"),
+            models.Index(fields=["status", "sent_at"], name="tracify_status_sent"),
+        )
+        permissions = (("operate_outboxevent", "Can retry and discard outbox events"),)
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.pk} ({self.status})"
+
+    def __repr__(self) -> str:
+        return f"<OutboxEvent {self.pk} {self.event_type} {self.status}>"
+
+
+class FlushState(models.Model):
+    """One row: how the most recent flush went, for the admin summary and tracify_status."""
+
+    OK = "ok"
+    UNAUTHORISED = "unauthorised"
+    UNREACHABLE = "unreachable"
+    ERROR = "error"
+    OUTCOMES = (
+        (OK, "ok"),
+        (UNAUTHORISED, "unauthorised (API key rejected)"),
+        (UNREACHABLE, "endpoint unreachable"),
+        (ERROR, "error"),
+    )
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_flush_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_outcome = models.CharField(max_length=16, choices=OUTCOMES, blank=True, default="")
+    last_message = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = "flush state"
+
+    def __str__(self) -> str:
+        return f"last flush: {self.last_outcome or 'never'}"
+
+    @classmethod
+    def load(cls, using: str | None = None) -> FlushState:
+        manager: Any = cls.objects.using(using) if using else cls.objects
+        state, _ = manager.get_or_create(id=1)
+        return state  # type: ignore[no-any-return]

@@ -1,0 +1,98 @@
+"""Reading a shop's order object into the fields a purchase event needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django_tracify.conf import settings
+from django_tracify.errors import TracifyValidationError
+
+ORDER_ID_NAMES = ("order_id", "number", "pk")
+AMOUNT_NAMES = ("total", "amount", "total_incl_tax")
+CURRENCY_NAMES = ("currency",)
+EMAIL_NAMES = ("email", "guest_email")
+LINES_NAMES = ("lines", "items")
+TITLE_NAMES = ("title", "name")
+QUANTITY_NAMES = ("quantity",)
+UNIT_PRICE_NAMES = ("unit_price", "price", "unit_price_incl_tax")
+
+MISSING = object()
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    title: Any
+    quantity: Any
+    unit_price: Any
+
+
+@dataclass(frozen=True)
+class OrderData:
+    """What an order adapter returns; values are validated when the event is built."""
+
+    order_id: Any
+    amount: Any
+    currency: Any
+    email: str | None = None
+    lines: list[OrderLine] = field(default_factory=list)
+
+
+def read(source: Any, names: Iterable[str]) -> Any:
+    for name in names:
+        if isinstance(source, Mapping):
+            value = source.get(name, MISSING)
+        else:
+            value = getattr(source, name, MISSING)
+        if value is not MISSING and value is not None:
+            return value
+    return None
+
+
+def _email(order: Any) -> str | None:
+    email = read(order, EMAIL_NAMES)
+    if email is None:
+        email = read(read(order, ("user",)), EMAIL_NAMES[:1])
+    return str(email) if email else None
+
+
+def _lines(order: Any) -> list[OrderLine]:
+    lines = read(order, LINES_NAMES)
+    if lines is None:
+        return []
+    if hasattr(lines, "all") and callable(lines.all):
+        lines = lines.all()
+    if isinstance(lines, (str, bytes, Mapping)) or not isinstance(lines, Iterable):
+        raise TracifyValidationError("order.lines", "is not a list of lines")
+    return [
+        OrderLine(
+            title=read(line, TITLE_NAMES),
+            quantity=read(line, QUANTITY_NAMES),
+            unit_price=read(line, UNIT_PRICE_NAMES),
+        )
+        for line in lines
+    ]
+
+
+def default_adapter(order: Any) -> OrderData:
+    """Understands common attribute (or dict key) names; see ORDER_ID_NAMES and friends."""
+    return OrderData(
+        order_id=read(order, ORDER_ID_NAMES),
+        amount=read(order, AMOUNT_NAMES),
+        currency=read(order, CURRENCY_NAMES) or settings.DEFAULT_CURRENCY,
+        email=_email(order),
+        lines=_lines(order),
+    )
+
+
+def order_data(order: Any) -> OrderData:
+    if isinstance(order, OrderData):
+        return order
+    if order is None:
+        raise TracifyValidationError("order", "is missing")
+    adapter = settings.ORDER_ADAPTER or default_adapter
+    data = adapter(order)
+    if not isinstance(data, OrderData):
+        data = default_adapter(data)
+    return data

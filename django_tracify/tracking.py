@@ -1,0 +1,187 @@
+"""The public tracking API: each call builds one event and stores it in the outbox."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django.http import HttpRequest
+
+from django_tracify import events
+from django_tracify.conf import settings
+from django_tracify.context import RequestContext, context_from_request, current_context
+from django_tracify.errors import TracifyValidationError
+
+if TYPE_CHECKING:
+    from django_tracify.models import OutboxEvent
+
+logger = logging.getLogger("django_tracify")
+
+REQUEST_ATTRIBUTE = "tracify_context"
+
+
+def request_context(request: HttpRequest) -> RequestContext:
+    """The context of `request`, built once and kept on the request."""
+    context = getattr(request, REQUEST_ATTRIBUTE, None)
+    if not isinstance(context, RequestContext):
+        context = context_from_request(request)
+        setattr(request, REQUEST_ATTRIBUTE, context)
+    return context
+
+
+def resolve_context(request: HttpRequest | None, identity: Any = None) -> RequestContext:
+    if identity is not None:
+        return RequestContext.from_snapshot(identity)
+    if request is not None:
+        return request_context(request)
+    context = current_context()
+    if context is None:
+        raise TracifyValidationError(
+            "request",
+            "no request context: pass request= or identity=, or add "
+            "django_tracify.middleware.TracifyMiddleware to MIDDLEWARE",
+        )
+    return context
+
+
+def record(event_type: str, build: Callable[[], events.Event | None]) -> OutboxEvent | None:
+    """Build and enqueue; in production no error escapes, it is logged and kept for the admin."""
+    if not settings.ENABLED:
+        return None
+    from django_tracify import outbox
+
+    try:
+        event = build()
+        if event is None:
+            return None
+        return outbox.enqueue(event)
+    except TracifyValidationError as err:
+        if settings.RAISE_ERRORS:
+            raise
+        logger.warning("tracify: %s not recorded: %s", event_type, err)
+        _keep_invalid(event_type, str(err))
+    except Exception as err:
+        if settings.RAISE_ERRORS:
+            raise
+        logger.exception("tracify: %s not recorded: %s", event_type, type(err).__name__)
+    return None
+
+
+def _keep_invalid(event_type: str, problem: str) -> None:
+    from django_tracify import outbox
+
+    try:
+        outbox.record_invalid(event_type, problem)
+    except Exception:
+        logger.exception("tracify: could not record the invalid %s in the outbox", event_type)
+
+
+def track_pageview(request: HttpRequest | None = None) -> OutboxEvent | None:
+    """Record a pageview of `request` (or of the current request)."""
+
+    def build() -> events.Event | None:
+        context = resolve_context(request)
+        return events.build_pageview(context) if context.consented else None
+
+    return record(events.PAGEVIEW, build)
+
+
+def track_productview(
+    request: HttpRequest | None = None, product: Any = None
+) -> OutboxEvent | None:
+    """Record that the visitor of `request` viewed a product page."""
+
+    def build() -> events.Event | None:
+        context = resolve_context(request)
+        return events.build_productview(context, product) if context.consented else None
+
+    return record(events.PRODUCTVIEW, build)
+
+
+def track_addtocart(
+    request: HttpRequest | None = None, product: Any = None, quantity: Any = 1
+) -> OutboxEvent | None:
+    """Record that the visitor of `request` added `quantity` of a product to the cart."""
+
+    def build() -> events.Event | None:
+        context = resolve_context(request)
+        if not context.consented:
+            return None
+        return events.build_addtocart(context, product, quantity)
+
+    return record(events.ADDTOCART, build)
+
+
+def track_purchase(
+    order: Any, request: HttpRequest | None = None, identity: Any = None
+) -> OutboxEvent | None:
+    """Record a purchase. `order` is read through TRACIFY['ORDER_ADAPTER'] (or the default).
+
+    Without `request`, the current request's context is used; from a payment webhook, pass
+    `identity=` the snapshot `capture_identity(request)` returned at checkout. One purchase per
+    order id is kept: calling it again returns the first row.
+    """
+    from django_tracify.orders import order_data
+
+    def build() -> events.Event | None:
+        context = resolve_context(request, identity)
+        if not context.consented:
+            return None
+        return events.build_purchase(context, order_data(order))
+
+    return record(events.PURCHASE, build)
+
+
+def track_conversion(
+    conversion_id: Any,
+    amount: Any,
+    currency: Any,
+    request: HttpRequest | None = None,
+    identity: Any = None,
+) -> OutboxEvent | None:
+    """Record a conversion (a lead, a sign-up); one per conversion id is kept."""
+
+    def build() -> events.Event | None:
+        context = resolve_context(request, identity)
+        if not context.consented:
+            return None
+        return events.build_conversion(context, conversion_id, amount, currency)
+
+    return record(events.CONVERSION, build)
+
+
+def track_post_purchase_survey(
+    order_id: Any,
+    source: Any,
+    medium: Any = None,
+    request: HttpRequest | None = None,
+    identity: Any = None,
+) -> OutboxEvent | None:
+    """Record the channel a customer named after a purchase; one per order id is kept."""
+
+    def build() -> events.Event | None:
+        context = resolve_context(request, identity)
+        if not context.consented:
+            return None
+        return events.build_post_purchase_survey(context, order_id, source, medium)
+
+    return record(events.POSTPURCHASESURVEY, build)
+
+
+def capture_identity(request: HttpRequest | None = None) -> dict[str, Any] | None:
+    """A JSON-serialisable snapshot (hashes only) of the visitor, to store on an order.
+
+    Pass it later as `identity=` where no browser request exists (a payment webhook).
+    Returns None when tracking is off or the visitor has not consented.
+    """
+    if not settings.ENABLED:
+        return None
+    try:
+        context = resolve_context(request)
+    except Exception as err:
+        if settings.RAISE_ERRORS:
+            raise
+        logger.warning("tracify: identity not captured: %s", err)
+        return None
+    return context.to_snapshot() if context.consented else None

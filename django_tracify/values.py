@@ -1,0 +1,104 @@
+"""Validation and formatting of the values that go into an event body."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from django.utils import timezone
+from django.utils.encoding import force_str
+
+from django_tracify.errors import TracifyValidationError
+
+CENTS = Decimal("0.01")
+MAX_AMOUNT = Decimal("1000000000000")
+MAX_ID_LENGTH = 200
+MAX_TEXT_LENGTH = 255
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def amount(value: Any, field: str) -> str:
+    """A non-negative money amount as a string with exactly two decimals (half up)."""
+    if value is None or isinstance(value, bool):
+        raise TracifyValidationError(field, f"{_describe(value)} is not an amount")
+    if isinstance(value, float):
+        # repr() is the shortest string that round-trips: 19.99 stays 19.99, not 19.989999...
+        value = repr(value)
+    try:
+        number = Decimal(force_str(value).strip()) if not isinstance(value, Decimal) else value
+    except (InvalidOperation, ValueError, TypeError):
+        raise TracifyValidationError(field, f"{_describe(value)} is not a number") from None
+    if not number.is_finite():
+        raise TracifyValidationError(field, f"{_describe(value)} is not a finite number")
+    if number < 0:
+        raise TracifyValidationError(field, f"{_describe(value)} is negative")
+    if number >= MAX_AMOUNT:
+        raise TracifyValidationError(field, f"{_describe(value)} is implausibly large")
+    return str(number.quantize(CENTS, rounding=ROUND_HALF_UP))
+
+
+def currency(value: Any, field: str = "currency") -> str:
+    text = force_str(value).strip().upper() if value is not None else ""
+    if not _CURRENCY.match(text):
+        raise TracifyValidationError(
+            field, f"{_describe(value)} is not a 3-letter ISO 4217 code (e.g. 'EUR')"
+        )
+    return text
+
+
+def identifier(value: Any, field: str) -> str:
+    if value is None or isinstance(value, bool):
+        raise TracifyValidationError(field, "is missing")
+    text = force_str(value).strip()
+    if not text:
+        raise TracifyValidationError(field, "is empty")
+    if len(text) > MAX_ID_LENGTH:
+        raise TracifyValidationError(field, f"is longer than {MAX_ID_LENGTH} characters")
+    if any(ord(char) < 32 for char in text):
+        raise TracifyValidationError(field, "contains control characters")
+    return text
+
+
+def quantity(value: Any, field: str) -> int:
+    if isinstance(value, bool):
+        raise TracifyValidationError(field, f"{_describe(value)} is not a whole number")
+    try:
+        number = Decimal(force_str(value).strip()) if not isinstance(value, int) else Decimal(value)
+    except (InvalidOperation, ValueError, TypeError):
+        raise TracifyValidationError(field, f"{_describe(value)} is not a whole number") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise TracifyValidationError(field, f"{_describe(value)} is not a whole number")
+    if number < 1:
+        raise TracifyValidationError(field, f"{_describe(value)} is not positive")
+    if number > 1_000_000:
+        raise TracifyValidationError(field, f"{_describe(value)} is implausibly large")
+    return int(number)
+
+
+def text(value: Any, field: str, limit: int = MAX_TEXT_LENGTH) -> str:
+    """Free text (a product title): stringified, stripped, cut to `limit` characters."""
+    if value is None:
+        raise TracifyValidationError(field, "is missing")
+    result = " ".join(force_str(value).split())
+    if not result:
+        raise TracifyValidationError(field, "is empty")
+    return result[:limit]
+
+
+def occurred(value: Any, field: str = "occurred_at") -> str:
+    if value is None:
+        value = timezone.now()
+    if not isinstance(value, dt.datetime):
+        raise TracifyValidationError(field, f"{_describe(value)} is not a datetime")
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    moment: dt.datetime = value.astimezone(dt.timezone.utc)
+    return moment.strftime(DATETIME_FORMAT)

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.test import RequestFactory, override_settings
+
+from tests import settings as test_settings
+
+pytest_plugins: list[str] = []
+
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Safari/537.36"
+)
+
+
+@pytest.fixture
+def tracify_settings() -> Iterator[Callable[..., None]]:
+    """Change TRACIFY keys for one test: tracify_settings(BATCH_SIZE=5)."""
+    overrides: list[Any] = []
+
+    def apply(**values: Any) -> None:
+        merged = {**test_settings.TRACIFY, **values}
+        override = override_settings(TRACIFY=merged)
+        override.enable()
+        overrides.append(override)
+
+    yield apply
+    for override in reversed(overrides):
+        override.disable()
+
+
+@pytest.fixture
+def shop_request(rf: RequestFactory) -> Callable[..., Any]:
+    """A GET request from a real-looking browser to https://shop.example.com."""
+
+    def make(path: str = "/", **extra: Any) -> Any:
+        headers = {
+            "HTTP_USER_AGENT": BROWSER_UA,
+            "REMOTE_ADDR": "203.0.113.7",
+            "HTTP_HOST": "shop.example.com",
+            "wsgi.url_scheme": "https",
+        }
+        headers.update(extra)
+        return rf.get(path, secure=True, **headers)
+
+    return make
