@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from django_tracify.events import Event
 from django_tracify.models import OutboxEvent, OutboxStatus
@@ -38,3 +40,22 @@ def record_invalid(event_type: str, problem: str) -> OutboxEvent:
             status=OutboxStatus.INVALID,
             last_error=problem[:2000],
         )
+
+
+def retry_now(queryset: QuerySet[OutboxEvent]) -> int:
+    """Make dead, discarded or pending rows due now with a fresh attempt budget."""
+    retryable = (OutboxStatus.DEAD, OutboxStatus.DISCARDED, OutboxStatus.PENDING)
+    return queryset.filter(status__in=retryable).update(
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        next_attempt_at=timezone.now(),
+        claim_token=None,
+        lease_expires_at=None,
+    )
+
+
+def discard(queryset: QuerySet[OutboxEvent]) -> int:
+    """Give up on rows that are not delivered; they are kept for review until retention."""
+    return queryset.filter(status__in=(OutboxStatus.PENDING, OutboxStatus.DEAD)).update(
+        status=OutboxStatus.DISCARDED, claim_token=None, lease_expires_at=None
+    )
