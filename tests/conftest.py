@@ -8,7 +8,9 @@ from django.test import RequestFactory, override_settings
 
 from tests import settings as test_settings
 
-pytest_plugins: list[str] = []  # fixture modules, one per line
+pytest_plugins: list[str] = [
+    "tests.service_fixtures",
+]
 
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
