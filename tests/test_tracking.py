@@ -225,3 +225,56 @@ def test_disallowed_host_needs_site_url(rf: Any, tracify_settings: Callable[...,
     event = tracify.track_pageview(request)
     assert event is not None
     assert event.payload["url"] == "https://shop.example.com"
+
+
+def test_post_purchase_survey_is_kept_once_per_order(shop_request: Any) -> None:
+    first = tracify.track_post_purchase_survey("A-1", "Instagram", "story", request=shop_request())
+    again = tracify.track_post_purchase_survey("A-1", "TV", request=shop_request())
+    assert first is not None and again is not None
+    assert first.pk == again.pk
+    assert first.payload["type"] == "postpurchasesurvey"
+    assert first.payload["data"] | {"origin": ""} == {
+        "origin": "",
+        "order_id": "A-1",
+        "source": "Instagram",
+        "medium": "story",
+    }
+
+
+def test_a_visitor_without_consent_leaves_no_row(shop_request: Any) -> None:
+    from dataclasses import replace
+
+    context = replace(context_from_request(shop_request()), consented=False)
+    with activate(context):
+        calls = [
+            tracify.track_pageview(),
+            tracify.track_productview(),
+            tracify.track_addtocart(),
+            tracify.track_purchase(ORDER),
+            tracify.track_conversion("c1", "1", "EUR"),
+            tracify.track_post_purchase_survey("A-1", "fb"),
+            tracify.capture_identity(),
+        ]
+    assert calls == [None] * 7
+    assert not OutboxEvent.objects.exists()
+
+
+def test_capture_identity_outside_a_request(tracify_settings: Callable[..., None]) -> None:
+    with pytest.raises(TracifyValidationError, match="request"):
+        tracify.capture_identity()
+    tracify_settings(RAISE_ERRORS=False)
+    assert tracify.capture_identity() is None
+
+
+def test_the_request_context_is_built_once_per_request(shop_request: Any) -> None:
+    request = shop_request()
+    first = tracify.track_pageview(request)
+    second = tracify.track_productview(request)
+    assert first is not None and second is not None
+    assert request.tracify_context.identity.ip == hash_identity("203.0.113.7")
+    assert first.payload["identity_data"] == second.payload["identity_data"]
+
+
+def test_an_unusable_identity_argument_is_named() -> None:
+    with pytest.raises(TracifyValidationError, match="identity: expected capture_identity"):
+        tracify.track_conversion("c1", "1", "EUR", identity="203.0.113.7")
