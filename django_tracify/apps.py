@@ -11,7 +11,9 @@ class TracifyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django_tracify import receivers
         from django_tracify.checks import check_database, check_settings
 
         checks.register(check_settings, "tracify")
         checks.register(check_database, "tracify", checks.Tags.database)
+        receivers.connect()

@@ -1,0 +1,26 @@
+"""Signals a shop sends to have an event recorded, instead of calling track_* itself.
+
+    from django_tracify import signals
+    signals.order_placed.send(sender=Order, order=order, request=request)
+
+Every receiver returns the OutboxEvent (or None), so `send()` answers with the row.
+
+| signal | keyword arguments |
+|---|---|
+| product_viewed | request=None, product=None |
+| cart_item_added | request=None, product=None, quantity=1 |
+| order_placed | order, request=None, identity=None |
+| conversion_completed | conversion_id, amount, currency, request=None, identity=None |
+
+`request=None` means the request made current by TracifyMiddleware; `identity` is a snapshot
+from capture_identity() (for calls outside any request, e.g. a payment webhook).
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+product_viewed = Signal()
+cart_item_added = Signal()
+order_placed = Signal()
+conversion_completed = Signal()
