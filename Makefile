@@ -39,4 +39,4 @@ demo: $(BIN)/.installed
 	$(BIN)/python example_project/demo.py
 
 clean:
-	rm -rf $(VENV) .tox .services .coverage htmlcov artifacts
+	rm -rf $(VENV) .tox .services .coverage htmlcov artifacts .demo
