@@ -2,11 +2,16 @@
 
 The middleware makes the context of the request being served current (a ContextVar), so that
 track_* calls anywhere in that request carry it without a `request` argument.
+
+Landing URL parameters (utm_source, trc_mcmp_id, ...) are pending until an event carries them:
+every event of the request that brought them carries them; when that request stored no event
+(a redirect), the middleware keeps them in the session and the next request's events carry
+them; once an event was stored with them, they are cleared.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -16,7 +21,9 @@ from urllib.parse import urlsplit
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 
+from django_tracify.client_ip import client_ip
 from django_tracify.conf import settings
+from django_tracify.consent import has_consent
 from django_tracify.errors import TracifyValidationError
 from django_tracify.identity import Identity
 
@@ -24,6 +31,15 @@ MAX_URL_LENGTH = 2048
 MAX_PARAM_LENGTH = 512
 MAX_PARAMS = 50
 SNAPSHOT_VERSION = 1
+SESSION_KEY = "_tracify_url_params"
+
+
+@dataclass
+class ParamsDelivery:
+    """Where the pending URL parameters stand: kept in the session, and carried by an event."""
+
+    kept: dict[str, str] = field(default_factory=dict)
+    carried: bool = False
 
 
 @dataclass(frozen=True)
@@ -32,8 +48,10 @@ class RequestContext:
     url: str | None = None
     origin: str | None = None
     referer: str | None = None
+    # The pending landing URL parameters; every event built from this context carries them.
     url_params: dict[str, str] = field(default_factory=dict)
     consented: bool = True
+    delivery: ParamsDelivery = field(default_factory=ParamsDelivery, compare=False, repr=False)
 
     def to_snapshot(self) -> dict[str, Any]:
         """A JSON-serialisable copy (hashes only) a shop can keep on its order."""
@@ -86,10 +104,6 @@ def cut(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[:limit]
 
 
-def client_ip(request: HttpRequest) -> str:
-    return str(request.META.get("REMOTE_ADDR") or "")
-
-
 def user_agent(request: HttpRequest) -> str:
     return str(request.META.get("HTTP_USER_AGENT") or "")
 
@@ -124,26 +138,71 @@ def is_excluded_param(name: str) -> bool:
     return any(word in lowered for word in settings.EXCLUDE_URL_PARAMS)
 
 
-def url_params(request: HttpRequest) -> dict[str, str]:
+def allowed_params(pairs: Iterable[tuple[Any, Any]]) -> dict[str, str]:
     params: dict[str, str] = {}
-    for name, value in request.GET.items():
+    for name, value in pairs:
         if len(params) >= MAX_PARAMS:
             break
-        if name and not is_excluded_param(name):
-            params[cut(name, 64)] = cut(str(value), MAX_PARAM_LENGTH)
+        if name and not is_excluded_param(str(name)):
+            params[cut(str(name), 64)] = cut(str(value), MAX_PARAM_LENGTH)
     return params
 
 
+def url_params(request: HttpRequest) -> dict[str, str]:
+    return allowed_params(request.GET.items())
+
+
+def kept_url_params(request: HttpRequest) -> dict[str, str]:
+    """The URL parameters an earlier request of this session left pending."""
+    session = getattr(request, "session", None)
+    if session is None:
+        return {}
+    # Peeking must not add "Vary: Cookie" to pages that do not otherwise use the session.
+    accessed = session.accessed
+    kept = session.get(SESSION_KEY)
+    session.accessed = accessed
+    return allowed_params(kept.items()) if isinstance(kept, dict) else {}
+
+
 def context_from_request(request: HttpRequest) -> RequestContext:
+    if not has_consent(request):
+        # Nothing about this visitor is kept, not even hashes.
+        return RequestContext(identity=Identity(), consented=False)
     url, origin = request_url(request)
     referer = request.META.get("HTTP_REFERER")
     identity = Identity.from_raw(
         ip=client_ip(request), user_agent=user_agent(request), email=user_email(request)
     )
+    own = url_params(request)
+    kept = kept_url_params(request)
     return RequestContext(
         identity=identity,
         url=url,
         origin=origin,
         referer=without_query(str(referer)) or None if referer else None,
-        url_params=url_params(request),
+        url_params=allowed_params([*kept.items(), *own.items()]) if kept else own,
+        delivery=ParamsDelivery(kept=kept),
     )
+
+
+def note_stored_event(sender: Any, instance: Any, created: bool = False, **kwargs: Any) -> None:
+    """post_save receiver for outbox rows: a stored event carried the pending URL parameters."""
+    context = _current.get()
+    if not created or context is None or not context.url_params or context.delivery.carried:
+        return
+    payload = instance.payload
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if isinstance(data, dict) and all(name in data for name in context.url_params):
+        context.delivery.carried = True
+
+
+def settle_url_params(request: HttpRequest, context: RequestContext, *, carried: bool) -> None:
+    """Clear the session's pending URL parameters once carried, else keep them there."""
+    session = getattr(request, "session", None)
+    if session is None or not context.consented:
+        return
+    if carried or context.delivery.carried:
+        if context.delivery.kept:
+            session.pop(SESSION_KEY, None)
+    elif context.url_params and context.url_params != context.delivery.kept:
+        session[SESSION_KEY] = dict(context.url_params)

@@ -1,0 +1,151 @@
+"""TracifyMiddleware: the request context for track_* calls, and a pageview per page seen.
+
+Put it after SessionMiddleware and AuthenticationMiddleware: it reads request.session (for
+pending URL parameters) and request.user (for the email of a logged-in visitor).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.db.models.signals import post_save
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+
+from django_tracify.bots import is_bot
+from django_tracify.conf import settings
+from django_tracify.context import (
+    RequestContext,
+    activate,
+    note_stored_event,
+    settle_url_params,
+    user_agent,
+)
+from django_tracify.tracking import request_context, track_pageview
+
+logger = logging.getLogger("django_tracify")
+
+HTML_CONTENT_TYPES = ("text/html", "application/xhtml+xml")
+# Chrome/Edge: Sec-Purpose / Purpose; Safari: X-Purpose: preview; Firefox: X-moz: prefetch.
+SPECULATIVE_HEADERS = ("HTTP_SEC_PURPOSE", "HTTP_PURPOSE", "HTTP_X_PURPOSE", "HTTP_X_MOZ")
+SPECULATIVE_WORDS = ("prefetch", "prerender", "preview")
+
+
+def is_excluded_path(path: str) -> bool:
+    """Whether `path` is one of EXCLUDE_PATHS or below one (whole path segments only)."""
+    for prefix in settings.EXCLUDE_PATHS:
+        if path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/"):
+            return True
+    return False
+
+
+def is_speculative(request: HttpRequest) -> bool:
+    """A prefetch or prerender: the browser fetched the page, nobody has seen it (yet)."""
+    for header in SPECULATIVE_HEADERS:
+        value = request.META.get(header)
+        if value and any(word in value.lower() for word in SPECULATIVE_WORDS):
+            return True
+    return False
+
+
+def is_visitor(request: HttpRequest) -> bool:
+    """A person's browser on a tracked path: not a crawler (unless TRACK_BOTS)."""
+    if is_excluded_path(request.path_info):
+        return False
+    return settings.TRACK_BOTS or not is_bot(user_agent(request))
+
+
+def is_page_seen(request: HttpRequest, response: HttpResponseBase) -> bool:
+    """A full HTML page was shown: GET, 200, HTML, not streamed, not a prefetch or a fetch()."""
+    if request.method != "GET" or response.status_code != 200 or response.streaming:
+        return False
+    content_type = str(response.get("Content-Type", "")).lower()
+    if not content_type.startswith(HTML_CONTENT_TYPES):
+        return False
+    # Browsers mark fetch()/XHR (an HTML fragment for htmx, say) with another mode.
+    if request.META.get("HTTP_SEC_FETCH_MODE", "navigate") != "navigate":
+        return False
+    return not is_speculative(request)
+
+
+def record_pageview(request: HttpRequest) -> None:
+    """Runs when the server closes the response, after the page was sent."""
+    try:
+        track_pageview(request)
+    except Exception:
+        logger.exception("tracify: pageview not recorded")
+
+
+class TracifyMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(
+        self,
+        get_response: (
+            Callable[[HttpRequest], HttpResponseBase]
+            | Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+        ),
+    ) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(self.get_response)
+        if self.async_mode:
+            # Mark the class async-capable, but pass the real coroutine flag to Django.
+            markcoroutinefunction(self)
+        from django_tracify.models import OutboxEvent
+
+        post_save.connect(
+            note_stored_event, sender=OutboxEvent, dispatch_uid="django_tracify.url_params"
+        )
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        if not settings.ENABLED:
+            return self.get_response(request)
+        context = self.begin(request)
+        with activate(context):
+            response = self.get_response(request)
+        self.finish(request, response, context)
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+        get_response = self.get_response  # type: ignore[assignment]
+        if not settings.ENABLED:
+            return await get_response(request)
+        # request.user and request.session may query the database.
+        context = await sync_to_async(self.begin)(request)
+        with activate(context):
+            response = await get_response(request)
+        self.finish(request, response, context)
+        return response
+
+    def begin(self, request: HttpRequest) -> RequestContext | None:
+        try:
+            return request_context(request)
+        except Exception:
+            logger.exception("tracify: the request context could not be built")
+            return None
+
+    def finish(
+        self, request: HttpRequest, response: HttpResponseBase, context: RequestContext | None
+    ) -> None:
+        if context is None or not context.consented:
+            return
+        try:
+            if not is_visitor(request):
+                return
+            seen = is_page_seen(request, response)
+            # Decided now: the session is saved (by SessionMiddleware) before the pageview row.
+            settle_url_params(request, context, carried=seen)
+            if seen:
+                # Django calls these from response.close(), once the server has sent it.
+                closers: list[Callable[[], object]] = response._resource_closers  # type: ignore[attr-defined]
+                closers.append(partial(record_pageview, request))
+        except Exception:
+            logger.exception("tracify: the pageview could not be prepared")
