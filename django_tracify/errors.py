@@ -7,6 +7,10 @@ class TracifyError(Exception):
     """Base class for every error django-tracify raises."""
 
 
+class TracifyConnectionError(TracifyError):
+    """A request to Tracify got no answer (timeout, refused or reset connection)."""
+
+
 class TracifyValidationError(TracifyError, ValueError):
     """An event could not be built: `field` names the input, `problem` says what is wrong."""
 

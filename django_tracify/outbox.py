@@ -1,14 +1,22 @@
-"""Writing events into the outbox. The only module that changes outbox rows."""
+"""The outbox rows: enqueue, claim, settle and retention. The only module that changes them."""
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, OperationalError, connections, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from django_tracify.events import Event
 from django_tracify.models import OutboxEvent, OutboxStatus
 from django_tracify.routers import outbox_database
+
+MAX_ERROR_LENGTH = 2000
 
 
 def enqueue(event: Event) -> OutboxEvent:
@@ -59,3 +67,215 @@ def discard(queryset: QuerySet[OutboxEvent]) -> int:
     return queryset.filter(status__in=(OutboxStatus.PENDING, OutboxStatus.DEAD)).update(
         status=OutboxStatus.DISCARDED, claim_token=None, lease_expires_at=None
     )
+
+
+# --- delivery: claim, settle, requeue, retention ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Rows this flusher owns until `lease_expires_at`; settling checks `token`."""
+
+    token: uuid.UUID
+    rows: list[OutboxEvent]
+    lease_expires_at: datetime
+
+
+def _rows(using: str | None) -> QuerySet[OutboxEvent]:
+    return OutboxEvent.objects.using(using or outbox_database())
+
+
+def due(now: datetime) -> Q:
+    return Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+
+
+def claim_batch(
+    size: int, *, now: datetime, lease_seconds: float, using: str | None = None
+) -> Claim | None:
+    """Mark up to `size` due rows (oldest id first) as sending under a fresh token and lease.
+
+    PostgreSQL: one short transaction, SELECT ... FOR UPDATE SKIP LOCKED, so concurrent
+    flushers take different rows without waiting. SQLite (no SKIP LOCKED): a single
+    conditional UPDATE, which SQLite runs under its one write lock; a row another flusher
+    took in between no longer matches. "database is locked" there means nothing claimed.
+    """
+    using = using or outbox_database()
+    token = uuid.uuid4()
+    lease = now + timedelta(seconds=lease_seconds)
+    claimed = {"status": OutboxStatus.SENDING, "claim_token": token, "lease_expires_at": lease}
+    candidates = _rows(using).filter(due(now)).order_by("id").values_list("id", flat=True)
+    if connections[using].vendor == "postgresql":
+        with transaction.atomic(using=using):
+            ids = list(candidates.select_for_update(skip_locked=True)[:size])
+            if ids:
+                _rows(using).filter(id__in=ids).update(**claimed)
+    else:
+        try:
+            ids = list(candidates[:size])
+            if ids:
+                _rows(using).filter(due(now), id__in=ids).update(**claimed)
+        except OperationalError as err:
+            if "locked" not in str(err):
+                raise
+            return None
+    if not ids:
+        return None
+    rows = list(
+        _rows(using)
+        .filter(id__in=ids, claim_token=token)
+        .order_by("id")
+        .only("id", "payload", "attempts", "created_at")
+    )
+    return Claim(token, rows, lease) if rows else None
+
+
+def requeue_expired(*, now: datetime, using: str | None = None) -> int:
+    """Make rows whose lease ran out (their flusher died) pending again; attempts unchanged."""
+    return (
+        _rows(using)
+        .filter(status=OutboxStatus.SENDING, lease_expires_at__lt=now)
+        .update(status=OutboxStatus.PENDING, claim_token=None, lease_expires_at=None)
+    )
+
+
+def _claimed(token: uuid.UUID, ids: Iterable[int], using: str | None) -> QuerySet[OutboxEvent]:
+    # A flusher that outlived its lease finds its token replaced and changes nothing.
+    return _rows(using).filter(claim_token=token, status=OutboxStatus.SENDING, id__in=list(ids))
+
+
+_UNCLAIMED: dict[str, Any] = {"claim_token": None, "lease_expires_at": None}
+
+
+def mark_sent(
+    token: uuid.UUID, ids: Iterable[int], *, now: datetime, using: str | None = None
+) -> int:
+    return _claimed(token, ids, using).update(
+        status=OutboxStatus.SENT, sent_at=now, attempts=F("attempts") + 1, **_UNCLAIMED
+    )
+
+
+def mark_dead(
+    token: uuid.UUID,
+    ids: Iterable[int],
+    *,
+    error: str,
+    http_status: int | None,
+    using: str | None = None,
+) -> int:
+    return _claimed(token, ids, using).update(
+        status=OutboxStatus.DEAD,
+        attempts=F("attempts") + 1,
+        last_error=error[:MAX_ERROR_LENGTH],
+        last_http_status=http_status,
+        **_UNCLAIMED,
+    )
+
+
+def mark_retry(
+    token: uuid.UUID,
+    ids: Iterable[int],
+    *,
+    next_attempt_at: datetime,
+    error: str,
+    http_status: int | None,
+    now: datetime,
+    max_attempts: int,
+    max_age_seconds: float,
+    using: str | None = None,
+) -> tuple[int, int]:
+    """Back to pending until `next_attempt_at`, or dead once out of attempts or too old.
+
+    Returns (retried, dead).
+    """
+    ids = list(ids)
+    failed = {
+        "attempts": F("attempts") + 1,
+        "last_error": error[:MAX_ERROR_LENGTH],
+        "last_http_status": http_status,
+        **_UNCLAIMED,
+    }
+    exhausted = Q(attempts__gte=max_attempts - 1) | Q(
+        created_at__lt=now - timedelta(seconds=max_age_seconds)
+    )
+    using = using or outbox_database()
+    with transaction.atomic(using=using):
+        dead = (
+            _claimed(token, ids, using).filter(exhausted).update(status=OutboxStatus.DEAD, **failed)
+        )
+        retried = _claimed(token, ids, using).update(
+            status=OutboxStatus.PENDING, next_attempt_at=next_attempt_at, **failed
+        )
+    return retried, dead
+
+
+def release(
+    token: uuid.UUID,
+    ids: Iterable[int] | None = None,
+    *,
+    error: str | None = None,
+    http_status: int | None = None,
+    using: str | None = None,
+) -> int:
+    """Give claimed rows back as they were: pending, same attempts and due time.
+
+    With `error`, the rows also show why (e.g. the API key was refused).
+    """
+    rows = _rows(using).filter(claim_token=token, status=OutboxStatus.SENDING)
+    if ids is not None:
+        rows = rows.filter(id__in=list(ids))
+    values: dict[str, Any] = {"status": OutboxStatus.PENDING, **_UNCLAIMED}
+    if error is not None:
+        values.update(last_error=error[:MAX_ERROR_LENGTH], last_http_status=http_status)
+    return rows.update(**values)
+
+
+def count_due(*, now: datetime, using: str | None = None) -> int:
+    return _rows(using).filter(due(now)).count()
+
+
+def iter_due(
+    *, now: datetime, limit: int | None, using: str | None = None
+) -> Iterator[OutboxEvent]:
+    """Due rows oldest first, read in chunks, changing nothing (for dry runs)."""
+    rows = _rows(using).filter(due(now)).order_by("id").only("id", "event_type", "payload")
+    if limit is not None:
+        rows = rows[:limit]
+    return rows.iterator(chunk_size=RETENTION_CHUNK)
+
+
+RETENTION_CHUNK = 1000
+
+
+def delete_expired(
+    *,
+    now: datetime,
+    retention_days: float,
+    dead_retention_days: float,
+    chunk_size: int = RETENTION_CHUNK,
+    using: str | None = None,
+) -> int:
+    """Delete sent rows past retention and dead/discarded/invalid rows past theirs.
+
+    In id-ordered chunks, each its own short statement, so a large first run never holds a
+    long lock or a huge transaction.
+    """
+    sent = _rows(using).filter(
+        status=OutboxStatus.SENT, sent_at__lt=now - timedelta(days=retention_days)
+    )
+    given_up = _rows(using).filter(
+        status__in=(OutboxStatus.DEAD, OutboxStatus.DISCARDED, OutboxStatus.INVALID),
+        created_at__lt=now - timedelta(days=dead_retention_days),
+    )
+    return _delete_in_chunks(sent, chunk_size) + _delete_in_chunks(given_up, chunk_size)
+
+
+def _delete_in_chunks(rows: QuerySet[OutboxEvent], chunk_size: int) -> int:
+    deleted = 0
+    while True:
+        ids = list(rows.order_by("id").values_list("id", flat=True)[:chunk_size])
+        if not ids:
+            return deleted
+        count, _ = rows.filter(id__in=ids).delete()
+        deleted += count
+        if len(ids) < chunk_size:
+            return deleted

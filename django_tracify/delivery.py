@@ -1,0 +1,361 @@
+"""Flushing the outbox: claim due rows, send them, settle each row (sent, retry later, dead)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from django_tracify import outbox
+from django_tracify.backoff import retry_delay
+from django_tracify.client import (
+    Answer,
+    Outcome,
+    TracifyClient,
+    body_size,
+    encode_body,
+    encode_event,
+)
+from django_tracify.conf import settings
+from django_tracify.models import FlushState, OutboxEvent
+from django_tracify.routers import outbox_database
+
+logger = logging.getLogger("django_tracify")
+
+DEFAULT_MAX_PAUSE_SECONDS = 60.0
+
+Clock = Callable[[], datetime]
+Item = tuple[OutboxEvent, bytes]
+
+
+@dataclass
+class FlushResult:
+    """What one flush pass did. `left` counts rows still due when it ended."""
+
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    released: int = 0
+    requests: int = 0
+    answered: int = 0
+    deleted: int = 0
+    left: int = 0
+    would_send: int = 0
+    paused_seconds: float = 0.0
+    unauthorised: bool = False
+    dry_run: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def unreachable(self) -> bool:
+        """Requests were made and not one got an HTTP answer."""
+        return self.requests > 0 and self.answered == 0
+
+    @property
+    def outcome(self) -> str:
+        if self.unauthorised:
+            return FlushState.UNAUTHORISED
+        if self.unreachable:
+            return FlushState.UNREACHABLE
+        if self.errors and not self.sent:
+            return FlushState.ERROR
+        return FlushState.OK
+
+    def summary(self) -> str:
+        if self.dry_run:
+            return f"dry run: would send {self.would_send} in {self.requests} requests"
+        text = f"sent {self.sent}, retried {self.retried}, dead {self.dead}, left {self.left}"
+        if self.unauthorised:
+            text += ": Tracify refused the API key, check TRACIFY['API_KEY']"
+        elif self.unreachable:
+            text += ": Tracify unreachable"
+        if self.errors:
+            text += f" (last error: {self.errors[-1]})"
+        return text
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One request a dry run would make."""
+
+    event_ids: list[int]
+    body: bytes
+
+
+def flush(
+    *,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    dry_run: bool = False,
+    clock: Clock = timezone.now,
+    sleep: Callable[[float], Any] = time.sleep,
+    rng: random.Random | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[FlushResult], Any] | None = None,
+    max_pause_seconds: float = DEFAULT_MAX_PAUSE_SECONDS,
+    client: TracifyClient | None = None,
+) -> FlushResult:
+    """One pass: deliver due outbox rows in batches until none is due (or `limit` rows).
+
+    Safe to run in many processes at once on PostgreSQL. Retry-After pauses the pass for at
+    most `max_pause_seconds` in all (`sleep` is called, e.g. a threading.Event's wait); any
+    other retryable failure ends the pass, leaving the rest for the next one. `should_stop`
+    is asked between batches: the batch in flight is always settled first. With `dry_run`,
+    nothing is sent or changed (see `preview()` for the requests it would make).
+    """
+    if dry_run:
+        result = FlushResult(dry_run=True)
+        for request in preview(batch_size=batch_size, limit=limit, clock=clock):
+            result.requests += 1
+            result.would_send += len(request.event_ids)
+        return result
+    run = _Pass(
+        batch_size=batch_size or settings.BATCH_SIZE,
+        limit=limit,
+        clock=clock,
+        sleep=sleep,
+        rng=rng or random.Random(),
+        should_stop=should_stop or (lambda: False),
+        progress=progress,
+        max_pause_seconds=max_pause_seconds,
+    )
+    try:
+        run.client = client or TracifyClient.from_settings(clock=clock)
+        try:
+            run.deliver()
+        finally:
+            if client is None:
+                run.client.close()
+        run.clean_up()
+    except Exception as err:
+        run.result.errors.append(f"{type(err).__name__}: {err}")
+        try:
+            _record_state(run.result, clock(), FlushState.ERROR)
+        except Exception:
+            logger.exception("tracify: could not record the flush state")
+        raise
+    _record_state(run.result, clock(), run.result.outcome)
+    _log_result(run.result)
+    return run.result
+
+
+def preview(
+    *, batch_size: int | None = None, limit: int | None = None, clock: Clock = timezone.now
+) -> Iterator[PlannedRequest]:
+    """The requests a flush would make now, reading the outbox and changing nothing."""
+    size = batch_size or settings.BATCH_SIZE
+    max_body = settings.MAX_BODY_BYTES
+    batch: list[Item] = []
+    for row in outbox.iter_due(now=clock(), limit=limit):
+        batch.append((row, encode_event(row.payload)))
+        if len(batch) == size:
+            yield from _planned(batch, max_body)
+            batch = []
+    yield from _planned(batch, max_body)
+
+
+def _planned(batch: list[Item], max_body: int) -> Iterator[PlannedRequest]:
+    for chunk in split_by_size(batch, max_body):
+        yield PlannedRequest([row.id for row, _ in chunk], encode_body([data for _, data in chunk]))
+
+
+def split_by_size(items: list[Item], max_body: int) -> Iterator[list[Item]]:
+    """Consecutive chunks whose JSON body stays within max_body bytes (an oversized event alone)."""
+    chunk: list[Item] = []
+    size = body_size([])
+    for item in items:
+        added = len(item[1]) + (1 if chunk else 0)
+        if chunk and size + added > max_body:
+            yield chunk
+            chunk, size, added = [], body_size([]), len(item[1])
+        chunk.append(item)
+        size += added
+    if chunk:
+        yield chunk
+
+
+class _Pass:
+    client: TracifyClient
+
+    def __init__(
+        self,
+        *,
+        batch_size: int,
+        limit: int | None,
+        clock: Clock,
+        sleep: Callable[[float], Any],
+        rng: random.Random,
+        should_stop: Callable[[], bool],
+        progress: Callable[[FlushResult], Any] | None,
+        max_pause_seconds: float,
+    ) -> None:
+        self.batch_size = batch_size
+        self.limit = limit
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng
+        self.should_stop = should_stop
+        self.progress = progress
+        self.pause_budget = max_pause_seconds
+        self.using = outbox_database()
+        self.max_body = settings.MAX_BODY_BYTES
+        self.result = FlushResult()
+        self.stopped = False
+
+    def deliver(self) -> None:
+        outbox.requeue_expired(now=self.clock(), using=self.using)
+        claimed = 0
+        while not self.stopped and not self.should_stop():
+            size = (
+                self.batch_size
+                if self.limit is None
+                else min(self.batch_size, self.limit - claimed)
+            )
+            if size <= 0:
+                return
+            claim = outbox.claim_batch(
+                size, now=self.clock(), lease_seconds=settings.LEASE_SECONDS, using=self.using
+            )
+            if claim is None:
+                return
+            claimed += len(claim.rows)
+            try:
+                self._deliver_claim(claim)
+            except BaseException:
+                # Whatever was not settled goes back as it was, not left waiting for the lease.
+                outbox.release(claim.token, using=self.using)
+                raise
+            if self.progress is not None:
+                self.progress(self.result)
+
+    def clean_up(self) -> None:
+        now = self.clock()
+        self.result.deleted = outbox.delete_expired(
+            now=now,
+            retention_days=settings.RETENTION_DAYS,
+            dead_retention_days=settings.DEAD_RETENTION_DAYS,
+            using=self.using,
+        )
+        self.result.left = outbox.count_due(now=now, using=self.using)
+
+    def _deliver_claim(self, claim: outbox.Claim) -> None:
+        items = [(row, encode_event(row.payload)) for row in claim.rows]
+        for chunk in split_by_size(items, self.max_body):
+            if len(chunk) == 1 and body_size([chunk[0][1]]) > self.max_body:
+                size = body_size([chunk[0][1]])
+                error = f"the event alone is {size} bytes, over TRACIFY['MAX_BODY_BYTES']"
+                self._dead(claim.token, chunk, error, None)
+            else:
+                self._send(claim.token, chunk)
+
+    def _send(self, token: uuid.UUID, items: list[Item]) -> None:
+        ids = [row.id for row, _ in items]
+        if self.stopped:
+            self.result.released += outbox.release(token, ids, using=self.using)
+            return
+        answer = self.client.send_encoded([data for _, data in items])
+        self.result.requests += 1
+        self.result.answered += answer.answered
+        if answer.outcome is Outcome.ACCEPTED:
+            self.result.sent += outbox.mark_sent(token, ids, now=self.clock(), using=self.using)
+        elif answer.outcome is Outcome.REJECTED and len(items) > 1:
+            # Halve until the bad events are alone, so they never hold the good ones back.
+            middle = len(items) // 2
+            self._send(token, items[:middle])
+            self._send(token, items[middle:])
+        elif answer.outcome is Outcome.REJECTED:
+            self._dead(token, items, answer.error, answer.http_status)
+        elif answer.outcome is Outcome.UNAUTHORISED:
+            self._unauthorised(token, ids, answer)
+        else:
+            self._retry(token, items, answer)
+
+    def _dead(self, token: uuid.UUID, items: list[Item], error: str, status: int | None) -> None:
+        row = items[0][0]
+        dead = outbox.mark_dead(token, [row.id], error=error, http_status=status, using=self.using)
+        self.result.dead += dead
+        if dead:
+            logger.warning("tracify: event #%s rejected, now dead: %s", row.id, error)
+
+    def _unauthorised(self, token: uuid.UUID, ids: list[int], answer: Answer) -> None:
+        self.stopped = True
+        self.result.unauthorised = True
+        self.result.errors.append(answer.error)
+        self.result.released += outbox.release(
+            token, ids, error=answer.error, http_status=answer.http_status, using=self.using
+        )
+        logger.error(
+            "tracify: Tracify refused the API key (%s). Nothing was sent and no event lost: "
+            "the events wait in the outbox. Check TRACIFY['API_KEY'].",
+            answer.error,
+        )
+
+    def _retry(self, token: uuid.UUID, items: list[Item], answer: Answer) -> None:
+        self.result.errors.append(answer.error)
+        now = self.clock()
+        by_attempts: dict[int, list[int]] = defaultdict(list)
+        for row, _ in items:
+            by_attempts[row.attempts].append(row.id)
+        for attempts, ids in by_attempts.items():
+            delay = retry_delay(
+                attempts + 1,
+                base=settings.BACKOFF_BASE_SECONDS,
+                cap=settings.BACKOFF_MAX_SECONDS,
+                rng=self.rng,
+                retry_after=answer.retry_after,
+            )
+            retried, dead = outbox.mark_retry(
+                token,
+                ids,
+                next_attempt_at=now + timedelta(seconds=delay),
+                error=answer.error,
+                http_status=answer.http_status,
+                now=now,
+                max_attempts=settings.MAX_ATTEMPTS,
+                max_age_seconds=settings.MAX_AGE_SECONDS,
+                using=self.using,
+            )
+            self.result.retried += retried
+            self.result.dead += dead
+            if dead:
+                logger.warning(
+                    "tracify: %d events out of attempts or too old, now dead: %s",
+                    dead,
+                    answer.error,
+                )
+        logger.warning("tracify: %d events to retry later: %s", len(items), answer.error)
+        pause = answer.retry_after
+        if pause is not None and pause <= self.pause_budget:
+            self.pause_budget -= pause
+            self.result.paused_seconds += pause
+            self.sleep(pause)
+        else:
+            # A failing or overloaded Tracify: try the rest in the next pass, not now.
+            self.stopped = True
+
+
+def _record_state(result: FlushResult, now: datetime, outcome: str) -> None:
+    values: dict[str, Any] = {
+        "last_flush_at": now,
+        "last_outcome": outcome,
+        "last_message": result.summary()[:2000],
+    }
+    if result.sent:
+        values["last_success_at"] = now
+    using = outbox_database()
+    if not FlushState.objects.using(using).filter(id=1).update(**values):
+        FlushState.load(using)
+        FlushState.objects.using(using).filter(id=1).update(**values)
+
+
+def _log_result(result: FlushResult) -> None:
+    if result.requests or result.deleted:
+        logger.info("tracify: flush: %s; %d old rows deleted", result.summary(), result.deleted)

@@ -1,0 +1,89 @@
+"""manage.py tracify_status: the outbox backlog and the last flush; a health check."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Count, Min
+from django.utils import timezone
+
+from django_tracify import outbox
+from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
+from django_tracify.routers import outbox_database
+
+
+def duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, seconds = divmod(rest, 60)
+    text = f"{hours}h {minutes:02d}m {seconds:02d}s" if hours else f"{minutes}m {seconds:02d}s"
+    return f"{days}d {text}" if days else text
+
+
+def when(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    return f"{moment:%Y-%m-%d %H:%M:%S %Z} ({duration((now - moment).total_seconds())} ago)"
+
+
+class Command(BaseCommand):
+    help = (
+        "Show the outbox backlog, the oldest pending event, dead events and the last flush. "
+        "With --max-lag, exit non-zero when a due event has waited longer (a health check)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--max-lag",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="Exit with status 1 if the oldest due pending event has waited longer.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        using = outbox_database()
+        now = timezone.now()
+        rows = OutboxEvent.objects.using(using)
+        counts = {
+            group["status"]: group["n"]
+            for group in rows.order_by().values("status").annotate(n=Count("id"))
+        }
+        due = rows.filter(outbox.due(now))
+        due_count = due.count()
+        waiting_since = due.aggregate(since=Min("next_attempt_at"))["since"]
+        lag = (now - waiting_since).total_seconds() if waiting_since else 0.0
+        oldest = rows.filter(status=OutboxStatus.PENDING).order_by("created_at", "id").first()
+        expired = rows.filter(status=OutboxStatus.SENDING, lease_expires_at__lt=now).count()
+        state = FlushState.load(using)
+
+        def count(status: str) -> int:
+            return int(counts.get(status, 0))
+
+        lines = [
+            f"pending:        {count(OutboxStatus.PENDING):,} ({due_count:,} due now)",
+            f"sending:        {count(OutboxStatus.SENDING):,} ({expired:,} with an expired lease)",
+            "oldest pending: "
+            + (f"#{oldest.pk}, created {when(oldest.created_at, now)}" if oldest else "none"),
+            f"lag:            {duration(lag)} (the longest a due event has waited)",
+            f"dead:           {count(OutboxStatus.DEAD):,}",
+            f"discarded:      {count(OutboxStatus.DISCARDED):,}",
+            f"invalid:        {count(OutboxStatus.INVALID):,}",
+            f"sent (kept):    {count(OutboxStatus.SENT):,}",
+            f"last flush:     {when(state.last_flush_at, now)}",
+            f"last outcome:   {state.last_outcome or 'none'}"
+            + (f": {state.last_message}" if state.last_message else ""),
+            f"last success:   {when(state.last_success_at, now)}",
+        ]
+        for line in lines:
+            self.stdout.write(line)
+        max_lag: float | None = options["max_lag"]
+        if max_lag is not None and lag > max_lag:
+            raise CommandError(
+                f"lag {duration(lag)} is over --max-lag {max_lag:g}s: "
+                "is a flusher running, and can it reach Tracify?",
+                returncode=1,
+            )
