@@ -471,7 +471,7 @@ def describe_events(events: list[dict[str, Any]]) -> Iterator[str]:
         data = {k: v for k, v in event["data"].items() if k not in ("origin", "Referer")}
         kinds = sorted(event["identity_data"].values())
         details = " ".join(f"{key}={value}" for key, value in data.items())
-        yield f"  {event['type']:<12} {event['url']:<45} identity kinds {kinds} {details}"
+        yield f"  {event['type']:<12} {event['url']:<52} identity kinds {kinds} {details}"
 
 
 # --- the two modes --------------------------------------------------------------------------
