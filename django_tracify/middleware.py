@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.db.models.signals import post_save
@@ -102,20 +102,22 @@ class TracifyMiddleware:
             note_stored_event, sender=OutboxEvent, dispatch_uid="django_tracify.url_params"
         )
 
-    def __call__(self, request: HttpRequest) -> Any:
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.async_mode:
             return self.__acall__(request)
+        get_response = cast("Callable[[HttpRequest], HttpResponseBase]", self.get_response)
         if not settings.ENABLED:
-            return self.get_response(request)
+            return get_response(request)
         context = self.begin(request)
         with activate(context):
-            response = self.get_response(request)
+            response = get_response(request)
         self.finish(request, response, context)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]]
-        get_response = self.get_response  # type: ignore[assignment]
+        get_response = cast(
+            "Callable[[HttpRequest], Awaitable[HttpResponseBase]]", self.get_response
+        )
         if not settings.ENABLED:
             return await get_response(request)
         # request.user and request.session may query the database.
