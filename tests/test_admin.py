@@ -191,10 +191,7 @@ def test_count_above_the_cap_is_shown_as_cap_plus_and_later_pages_still_open(
     assert '<span class="tracify-result-count">3+</span> outbox events' in first
     assert "Select all 3+ outbox events" in first
     second = admin_client.get(CHANGELIST, {"p": 2}).content.decode()
-    assert listed_ids(second) == [events[1].pk, events[0].pk] or listed_ids(second) == [
-        events[3].pk,
-        events[2].pk,
-    ]
+    assert listed_ids(second) == [events[3].pk, events[2].pk]
 
 
 def test_exact_count_below_the_cap(admin_client: Client) -> None:
