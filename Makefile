@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Every Python 3.10-3.13 that pyenv has, so tox finds the interpreters of its matrix.
 export PYENV_VERSION ?= $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.1[0-3]\.[0-9]+$$' | sort -t. -k2,2n -r | sed -n '1,4p' | paste -sd: -)
 
-.PHONY: test lint typecheck pytest tox tox-django6 demo system-deps clean
+.PHONY: test lint typecheck pytest tox tox-django6 demo system-deps clean test-oscar
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ pytest: $(BIN)/.installed system-deps
 	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# contrib.oscar against a real django-oscar shop: Oscar's INSTALLED_APPS need their own run.
+test-oscar: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[oscar]'
+	$(BIN)/pytest --ds=tests.oscar.settings --no-migrations -m oscar tests/oscar $(PYTEST_ARGS)
 
 tox: $(BIN)/.installed
 	$(BIN)/tox run-parallel --parallel-no-spinner

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -88,3 +91,16 @@ def test_receivers_are_connected_once_even_if_connected_again(shop_request: Any)
     receivers.connect()
     signals.product_viewed.send(Shop, request=shop_request(), product=PRODUCT)
     assert OutboxEvent.objects.count() == 1
+
+
+def test_the_core_never_imports_oscar() -> None:
+    code = (
+        "import sys, django; django.setup(); "
+        "import django_tracify.receivers, django_tracify.templatetags.tracify; "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'oscar'))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
