@@ -1,0 +1,152 @@
+"""Claiming on a real PostgreSQL, in one process: two connections stand in for two flushers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from django.core.management import call_command
+from django.db import connections, transaction
+from django.utils import timezone
+
+import django_tracify as tracify
+from django_tracify import outbox
+from django_tracify.delivery import flush
+from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
+from tests.services import PostgresServer
+from tracify_receiver import Receiver
+
+pytestmark = pytest.mark.postgres
+
+DBNAME = "tracify_claims"
+FLUSHER = "tracify_pg"  # two aliases of one database: two connections, like two flushers
+OTHER_FLUSHER = "tracify_pg_other"
+
+
+@pytest.fixture(scope="module")
+def pg_aliases(
+    postgres_server: PostgresServer, django_db_setup: None, django_db_blocker: Any
+) -> Iterator[None]:
+    """A database of its own on the test PostgreSQL, migrated, as two DATABASES aliases."""
+    with psycopg.connect(postgres_server.conninfo, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DBNAME}"')
+    config = {**postgres_server.django_database(), "NAME": DBNAME}
+    # A claim that waits for another's row locks instead of skipping them fails, not hangs.
+    config["OPTIONS"] = {"options": "-c lock_timeout=3s"}
+    # connections.settings is settings.DATABASES; configure_settings fills in the defaults.
+    connections.settings.update({FLUSHER: config, OTHER_FLUSHER: dict(config)})
+    connections.configure_settings(connections.settings)
+    try:
+        with django_db_blocker.unblock():
+            call_command("migrate", database=FLUSHER, verbosity=0)
+        yield
+    finally:
+        for alias in (FLUSHER, OTHER_FLUSHER):
+            connections[alias].close()
+            del connections[alias]
+            del connections.settings[alias]
+
+
+@pytest.fixture
+def pg(pg_aliases: None, django_db_blocker: Any) -> Iterator[None]:
+    with django_db_blocker.unblock():
+        OutboxEvent.objects.using(FLUSHER).all().delete()
+        FlushState.objects.using(FLUSHER).all().delete()
+        yield
+        for alias in (FLUSHER, OTHER_FLUSHER):
+            connections[alias].close()
+
+
+def pending(count: int) -> list[int]:
+    return [
+        OutboxEvent.objects.using(FLUSHER).create(event_type="pageview", payload={"n": n}).id
+        for n in range(count)
+    ]
+
+
+def claimed_ids(claim: outbox.Claim | None) -> list[int]:
+    assert claim is not None
+    return [row.id for row in claim.rows]
+
+
+def test_overlapping_claims_never_return_the_same_row(pg: None) -> None:
+    ids = pending(10)
+    now = timezone.now()
+    with transaction.atomic(using=FLUSHER):
+        # The first flusher's claim is not committed yet: its rows are locked, and look
+        # pending to everyone else. SKIP LOCKED makes the second one pass them by.
+        first = outbox.claim_batch(4, now=now, lease_seconds=60, using=FLUSHER)
+        second = outbox.claim_batch(4, now=now, lease_seconds=60, using=OTHER_FLUSHER)
+    third = outbox.claim_batch(4, now=now, lease_seconds=60, using=OTHER_FLUSHER)
+    assert claimed_ids(first) == ids[:4]
+    assert claimed_ids(second) == ids[4:8]
+    assert claimed_ids(third) == ids[8:]
+    assert outbox.claim_batch(4, now=now, lease_seconds=60, using=FLUSHER) is None
+    tokens = OutboxEvent.objects.using(FLUSHER).values_list("claim_token", flat=True).distinct()
+    assert len(set(tokens)) == 3
+
+
+def test_settle_ignores_rows_whose_token_changed(pg: None) -> None:
+    (row_id,) = pending(1)
+    now = timezone.now()
+    slow = outbox.claim_batch(1, now=now, lease_seconds=30, using=FLUSHER)
+    later = now + timedelta(seconds=31)
+    assert outbox.requeue_expired(now=later, using=OTHER_FLUSHER) == 1
+    fresh = outbox.claim_batch(1, now=later, lease_seconds=30, using=OTHER_FLUSHER)
+    assert slow is not None and fresh is not None
+    assert outbox.mark_sent(slow.token, [row_id], now=later, using=FLUSHER) == 0
+    assert outbox.mark_retry(
+        slow.token,
+        [row_id],
+        next_attempt_at=later,
+        error="late",
+        http_status=500,
+        now=later,
+        max_attempts=5,
+        max_age_seconds=3600,
+        using=FLUSHER,
+    ) == (0, 0)
+    row = OutboxEvent.objects.using(FLUSHER).get()
+    assert (row.status, row.claim_token, row.attempts) == ("sending", fresh.token, 0)
+    assert outbox.mark_sent(fresh.token, [row_id], now=later, using=OTHER_FLUSHER) == 1
+
+
+def test_an_expired_lease_is_claimable_again(pg: None) -> None:
+    ids = pending(3)
+    now = timezone.now()
+    assert claimed_ids(outbox.claim_batch(10, now=now, lease_seconds=60, using=FLUSHER)) == ids
+    during = now + timedelta(seconds=59)
+    assert outbox.requeue_expired(now=during, using=OTHER_FLUSHER) == 0
+    assert outbox.claim_batch(10, now=during, lease_seconds=60, using=OTHER_FLUSHER) is None
+    after = now + timedelta(seconds=61)
+    assert outbox.requeue_expired(now=after, using=OTHER_FLUSHER) == 3
+    again = outbox.claim_batch(10, now=after, lease_seconds=60, using=OTHER_FLUSHER)
+    assert claimed_ids(again) == ids
+    assert set(OutboxEvent.objects.using(FLUSHER).values_list("attempts", flat=True)) == {0}
+
+
+def test_flush_on_postgres_delivers_everything_once(
+    pg: None,
+    receiver: Receiver,
+    receiver_settings: Callable[..., None],
+    shop_request: Callable[..., Any],
+) -> None:
+    receiver_settings(DATABASE=FLUSHER, BATCH_SIZE=7)
+    for n in range(30):
+        tracify.track_pageview(shop_request(f"/pg/{n}"))
+    receiver.script("http_500")
+    first = flush()
+    assert (first.sent, first.retried) == (0, 7)
+    OutboxEvent.objects.using(FLUSHER).update(next_attempt_at=timezone.now())
+    second = flush()
+    assert (second.sent, second.left) == (30, 0)
+    assert len(receiver.accepted_events()) == 30
+    assert receiver.duplicates() == {}
+    assert FlushState.load(FLUSHER).last_outcome == FlushState.OK
+    statuses = set(OutboxEvent.objects.using(FLUSHER).values_list("status", flat=True))
+    assert statuses == {OutboxStatus.SENT}

@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+import django_tracify as tracify
+from django_tracify.management.commands import tracify_flush
+from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
+from tracify_receiver import Receiver
+
+pytestmark = pytest.mark.django_db
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def run(*args: str, stdout: io.StringIO | None = None) -> str:
+    out = stdout or io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def pageviews(shop_request: Callable[..., Any]) -> Callable[[int], list[OutboxEvent]]:
+    def make(count: int) -> list[OutboxEvent]:
+        events = [tracify.track_pageview(shop_request(f"/p/{n}")) for n in range(count)]
+        return [event for event in events if event is not None]
+
+    return make
+
+
+def statuses() -> list[str]:
+    return list(OutboxEvent.objects.order_by("id").values_list("status", flat=True))
+
+
+# --- tracify_flush ----------------------------------------------------------------------------
+
+
+def test_one_pass_delivers_and_prints_a_summary(receiver: Receiver, pageviews: Any) -> None:
+    pageviews(3)
+    output = run("tracify_flush")
+    assert "sent 3, retried 0, dead 0, left 0" in output
+    assert statuses() == ["sent"] * 3
+    assert len(receiver.accepted_events()) == 3
+
+
+def test_batch_size_and_limit_options(receiver: Receiver, pageviews: Any) -> None:
+    pageviews(5)
+    output = run("tracify_flush", "--batch-size", "2", "--limit", "3")
+    assert "sent 3, retried 0, dead 0, left 2" in output
+    assert [len(r.events or []) for r in receiver.requests()] == [2, 1]
+
+
+def test_bad_numbers_are_refused(receiver: Receiver) -> None:
+    with pytest.raises(CommandError, match="--batch-size: '0' is not a whole number"):
+        run("tracify_flush", "--batch-size", "0")
+
+
+def test_verbosity_0_prints_nothing(receiver: Receiver, pageviews: Any) -> None:
+    pageviews(1)
+    assert run("tracify_flush", "--verbosity", "0") == ""
+    assert statuses() == ["sent"]
+
+
+def test_an_idle_pass_prints_only_when_verbose(receiver: Receiver) -> None:
+    assert run("tracify_flush") == ""
+    assert "sent 0, retried 0, dead 0, left 0" in run("tracify_flush", "--verbosity", "2")
+
+
+def test_dry_run_prints_the_requests_and_changes_nothing(
+    receiver: Receiver, pageviews: Any
+) -> None:
+    events = pageviews(3)
+    output = run("tracify_flush", "--dry-run", "--batch-size", "2")
+    lines = output.splitlines()
+    assert lines[0].startswith("request 1: 2 events, ") and f"#{events[0].pk}" in lines[0]
+    assert json.loads(lines[1]) == {"events": [events[0].payload, events[1].payload]}
+    assert lines[-1] == "dry run: would send 3 events in 2 requests"
+    assert receiver.requests() == []
+    assert statuses() == ["pending"] * 3
+    assert not FlushState.objects.exists()
+
+
+def test_unauthorised_exits_non_zero_and_keeps_the_events(
+    receiver: Receiver, receiver_settings: Callable[..., None], pageviews: Any
+) -> None:
+    receiver_settings(API_KEY="not-the-right-key")
+    pageviews(2)
+    with pytest.raises(CommandError, match=r"TRACIFY\['API_KEY'\]") as info:
+        run("tracify_flush")
+    assert info.value.returncode == tracify_flush.EXIT_UNAUTHORISED
+    assert statuses() == ["pending"] * 2
+    assert set(OutboxEvent.objects.values_list("attempts", flat=True)) == {0}
+
+
+def test_an_unreachable_endpoint_exits_non_zero(
+    tracify_settings: Callable[..., None], pageviews: Any
+) -> None:
+    tracify_settings(ENDPOINT=f"http://127.0.0.1:{free_port()}/api/v1/events")
+    pageviews(2)
+    with pytest.raises(CommandError, match="unreachable") as info:
+        run("tracify_flush")
+    assert info.value.returncode == tracify_flush.EXIT_UNREACHABLE
+    assert statuses() == ["pending"] * 2
+    assert FlushState.load().last_outcome == FlushState.UNREACHABLE
+
+
+def test_a_server_error_is_not_unreachable(receiver: Receiver, pageviews: Any) -> None:
+    receiver.script("http_500")
+    pageviews(1)
+    assert "sent 0, retried 1, dead 0" in run("tracify_flush")  # exit status 0
+
+
+def test_loop_finishes_the_batch_in_flight_on_sigterm(
+    receiver: Receiver, receiver_settings: Callable[..., None], pageviews: Any
+) -> None:
+    receiver_settings(BATCH_SIZE=2)
+    pageviews(6)
+    # The signal arrives while the first request is being answered.
+    receiver.log = lambda line: os.kill(os.getpid(), signal.SIGTERM)
+    before = signal.getsignal(signal.SIGTERM)
+    output = run("tracify_flush", "--loop", "--interval", "0")
+    assert statuses() == ["sent", "sent"] + ["pending"] * 4
+    assert "sent 2, retried 0, dead 0, left 4" in output
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_progress_line_on_a_terminal_with_a_large_backlog(
+    receiver: Receiver,
+    receiver_settings: Callable[..., None],
+    pageviews: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tracify_flush, "PROGRESS_MIN_BACKLOG", 3)
+    receiver_settings(BATCH_SIZE=2)
+    pageviews(4)
+    output = run("tracify_flush", stdout=Terminal())
+    assert "\r         2 / 4 (50%) sent 2" in output
+    assert "\r         4 / 4 (100%) sent 4" in output
+    assert "\r" not in run("tracify_flush")  # not a terminal: no progress line
+
+
+# --- tracify_status ---------------------------------------------------------------------------
+
+
+def test_status_shows_backlog_dead_and_the_last_flush(receiver: Receiver, pageviews: Any) -> None:
+    pageviews(2)
+    OutboxEvent.objects.create(event_type="pageview", payload={}, status=OutboxStatus.DEAD)
+    output = run("tracify_status")
+    assert "pending:        2 (2 due now)" in output
+    assert "dead:           1" in output
+    assert "last flush:     never" in output
+    run("tracify_flush")
+    output = run("tracify_status")
+    assert "pending:        0 (0 due now)" in output
+    assert "oldest pending: none" in output
+    assert "last outcome:   ok: sent 2, retried 0, dead 0, left 0" in output
+    assert "last success:   never" not in output
+
+
+def test_status_max_lag_is_a_health_check(pageviews: Any) -> None:
+    (event,) = pageviews(1)
+    OutboxEvent.objects.filter(pk=event.pk).update(
+        next_attempt_at=timezone.now() - timedelta(minutes=10)
+    )
+    assert "lag:            10m 0" in run("tracify_status", "--max-lag", "900")
+    with pytest.raises(CommandError, match="over --max-lag 300s") as info:
+        run("tracify_status", "--max-lag", "300")
+    assert info.value.returncode == 1
+    # Rows waiting for their backoff are not lag: nobody should be sending them yet.
+    OutboxEvent.objects.filter(pk=event.pk).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=10)
+    )
+    assert "lag:            0m 00s" in run("tracify_status", "--max-lag", "1")
