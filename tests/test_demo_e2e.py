@@ -45,7 +45,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     output: list[str] = []
     with Demo(config, flusher=False, sink=output.append) as running:
         yield running
-    assert running.exit_codes == {"shop": 0, "receiver": 0}, "\n".join(output[-40:])
+    assert running.unclean_exits() == [], "\n".join(output[-40:])
 
 
 def test_a_shopper_in_chromium_reaches_the_receiver(demo: Demo, chromium_path: str) -> None:
