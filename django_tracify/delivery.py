@@ -31,6 +31,7 @@ from django_tracify.routers import outbox_database
 logger = logging.getLogger("django_tracify")
 
 DEFAULT_MAX_PAUSE_SECONDS = 60.0
+MIN_PAUSE_SECONDS = 1.0
 
 Clock = Callable[[], datetime]
 Item = tuple[OutboxEvent, bytes]
@@ -184,6 +185,7 @@ def split_by_size(items: list[Item], max_body: int) -> Iterator[list[Item]]:
 
 class _Pass:
     client: TracifyClient
+    lease_deadline: datetime
 
     def __init__(
         self,
@@ -247,6 +249,8 @@ class _Pass:
         self.result.left = outbox.count_due(now=now, using=self.using)
 
     def _deliver_claim(self, claim: outbox.Claim) -> None:
+        # A request still running when the lease ends could race another flusher's resend.
+        self.lease_deadline = claim.lease_expires_at - timedelta(seconds=settings.TIMEOUT)
         items = [(row, encode_event(row.payload)) for row in claim.rows]
         for chunk in split_by_size(items, self.max_body):
             if len(chunk) == 1 and body_size([chunk[0][1]]) > self.max_body:
@@ -258,6 +262,9 @@ class _Pass:
 
     def _send(self, token: uuid.UUID, items: list[Item]) -> None:
         ids = [row.id for row, _ in items]
+        if not self.stopped and self.clock() >= self.lease_deadline:
+            logger.warning("tracify: the lease ran out mid-batch; the rest waits for the next pass")
+            self.stopped = True
         if self.stopped:
             self.result.released += outbox.release(token, ids, using=self.using)
             return
@@ -332,7 +339,8 @@ class _Pass:
                     answer.error,
                 )
         logger.warning("tracify: %d events to retry later: %s", len(items), answer.error)
-        pause = answer.retry_after
+        # At least a second, so a "Retry-After: 0" loop still runs out of pause budget.
+        pause = None if answer.retry_after is None else max(answer.retry_after, MIN_PAUSE_SECONDS)
         if pause is not None and pause <= self.pause_budget:
             self.pause_budget -= pause
             self.result.paused_seconds += pause

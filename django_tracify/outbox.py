@@ -17,6 +17,7 @@ from django_tracify.models import OutboxEvent, OutboxStatus
 from django_tracify.routers import outbox_database
 
 MAX_ERROR_LENGTH = 2000
+SQLITE_CLAIM_TRIES = 3  # another flusher took every row we read: read again
 
 
 def enqueue(event: Event) -> OutboxEvent:
@@ -95,15 +96,16 @@ def claim_batch(
     """Mark up to `size` due rows (oldest id first) as sending under a fresh token and lease.
 
     PostgreSQL: one short transaction, SELECT ... FOR UPDATE SKIP LOCKED, so concurrent
-    flushers take different rows without waiting. SQLite (no SKIP LOCKED): a single
-    conditional UPDATE, which SQLite runs under its one write lock; a row another flusher
-    took in between no longer matches. "database is locked" there means nothing claimed.
+    flushers take different rows without waiting. SQLite (no SKIP LOCKED): a conditional
+    UPDATE, one statement that SQLite runs under its single write lock; rows another
+    flusher took in between no longer match. "database is locked" there means nothing claimed.
     """
     using = using or outbox_database()
     token = uuid.uuid4()
     lease = now + timedelta(seconds=lease_seconds)
     claimed = {"status": OutboxStatus.SENDING, "claim_token": token, "lease_expires_at": lease}
     candidates = _rows(using).filter(due(now)).order_by("id").values_list("id", flat=True)
+    ids: list[int] = []
     if connections[using].vendor == "postgresql":
         with transaction.atomic(using=using):
             ids = list(candidates.select_for_update(skip_locked=True)[:size])
@@ -111,9 +113,10 @@ def claim_batch(
                 _rows(using).filter(id__in=ids).update(**claimed)
     else:
         try:
-            ids = list(candidates[:size])
-            if ids:
-                _rows(using).filter(due(now), id__in=ids).update(**claimed)
+            for _ in range(SQLITE_CLAIM_TRIES):
+                ids = list(candidates[:size])
+                if not ids or _rows(using).filter(due(now), id__in=ids).update(**claimed):
+                    break
         except OperationalError as err:
             if "locked" not in str(err):
                 raise

@@ -190,6 +190,16 @@ def test_a_retry_after_beyond_the_pause_budget_ends_the_pass(
 
 
 @responses.activate
+def test_retry_after_zero_cannot_keep_a_pass_going(clock: FakeClock, tracify_api: Any) -> None:
+    responses.post(ENDPOINT, status=429, headers={"Retry-After": "0"})
+    rows(2)
+    result = flush(clock=clock, sleep=clock.sleep, rng=Lowest(), max_pause_seconds=5)
+    assert clock.slept == [1.0] * 5
+    assert len(responses.calls) == 6
+    assert result.outcome == FlushState.ERROR
+
+
+@responses.activate
 def test_rows_die_after_max_attempts_or_max_age(clock: FakeClock, tracify_api: Any) -> None:
     tracify_api(MAX_ATTEMPTS=3, MAX_AGE_SECONDS=3600, BATCH_SIZE=10)
     responses.post(ENDPOINT, status=502)
@@ -275,6 +285,21 @@ def test_an_expired_lease_makes_rows_claimable_again(clock: FakeClock, tracify_a
     assert flush(clock=clock).sent == 2
     assert {row.status for row in reloaded(crashed)} == {OutboxStatus.SENT}
     assert reloaded(busy)[0].status == OutboxStatus.SENDING
+
+
+@responses.activate
+def test_no_request_starts_that_could_outlast_the_lease(clock: FakeClock, tracify_api: Any) -> None:
+    def slow_rejection(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        clock.advance(10)
+        return 400, {}, json.dumps({"status": False, "error": "no"})
+
+    responses.add_callback(responses.POST, ENDPOINT, callback=slow_rejection)
+    tracify_api(BATCH_SIZE=4, LEASE_SECONDS=15, TIMEOUT=1)
+    events = rows(4)
+    result = flush(clock=clock)
+    assert len(responses.calls) == 2  # the third would start 20 s into a 15 s lease
+    assert (result.dead, result.released) == (0, 4)
+    assert [(r.status, r.attempts) for r in reloaded(events)] == [("pending", 0)] * 4
 
 
 def test_settling_with_a_replaced_token_changes_nothing(clock: FakeClock) -> None:
