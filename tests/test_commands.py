@@ -145,6 +145,28 @@ def test_loop_finishes_the_batch_in_flight_on_sigterm(
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_loop_survives_a_failing_pass(
+    receiver: Receiver, pageviews: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    pageviews(1)
+    real_flush = tracify_flush.delivery.flush
+    calls: list[int] = []
+
+    def flaky_flush(**kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        result = real_flush(**kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return result
+
+    monkeypatch.setattr(tracify_flush.delivery, "flush", flaky_flush)
+    run("tracify_flush", "--loop", "--interval", "0")
+    assert len(calls) == 2
+    assert "flush pass failed" in caplog.text
+    assert statuses() == ["sent"]
+
+
 def test_a_progress_line_on_a_terminal_with_a_large_backlog(
     receiver: Receiver,
     receiver_settings: Callable[..., None],

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import requests
 import responses
+from django.db import OperationalError
+from django.db.models import QuerySet
 from django.utils import timezone
 
 import django_tracify as tracify
@@ -316,6 +318,20 @@ def test_settling_with_a_replaced_token_changes_nothing(clock: FakeClock) -> Non
     row.refresh_from_db()
     assert (row.status, row.claim_token) == (OutboxStatus.SENDING, second.token)
     assert outbox.mark_sent(second.token, [row.id], now=clock()) == 1
+
+
+def test_a_locked_sqlite_database_means_nothing_claimed(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = rows(2)
+
+    def locked(*args: Any, **kwargs: Any) -> int:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(QuerySet, "update", locked)
+    assert outbox.claim_batch(10, now=clock(), lease_seconds=60) is None
+    monkeypatch.undo()
+    assert [r.status for r in reloaded(events)] == ["pending", "pending"]
 
 
 @responses.activate
