@@ -25,12 +25,20 @@ from django_tracify.routers import outbox_database
 
 OPERATE_PERMISSION = "operate_outboxevent"
 DEDUP_PREFIXES = ("purchase", "conversion", "postpurchasesurvey")
-SHORT_ERROR_LENGTH = 80
+SHORT_ERROR_LENGTH = 60
 
 
-def compact_datetime(value: datetime | None) -> str:
-    # One short, sortable form in the list; the detail page shows the full dates.
-    return date_format(timezone.localtime(value), "Y-m-d H:i:s") if value else "-"
+def compact_datetime(value: datetime | None) -> SafeString | str:
+    # Short and sortable in the list, to the second on hover and on the detail page.
+    if value is None:
+        return "-"
+    local = timezone.localtime(value)
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        value.isoformat(),
+        date_format(local, "Y-m-d H:i:s T"),
+        date_format(local, "Y-m-d H:i"),
+    )
 
 
 if TYPE_CHECKING:
@@ -216,15 +224,15 @@ class OutboxEventAdmin(BaseOutboxAdmin):
         return obj.event_type
 
     @admin.display(description="created", ordering="created_at")
-    def created(self, obj: OutboxEvent) -> str:
+    def created(self, obj: OutboxEvent) -> SafeString | str:
         return compact_datetime(obj.created_at)
 
     @admin.display(description="sent")
-    def sent(self, obj: OutboxEvent) -> str:
+    def sent(self, obj: OutboxEvent) -> SafeString | str:
         return compact_datetime(obj.sent_at)
 
     @admin.display(description="next attempt")
-    def next_attempt(self, obj: OutboxEvent) -> str:
+    def next_attempt(self, obj: OutboxEvent) -> SafeString | str:
         return compact_datetime(obj.next_attempt_at if obj.status == OutboxStatus.PENDING else None)
 
     @admin.display(description="last error")
