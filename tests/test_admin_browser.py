@@ -101,7 +101,7 @@ def dead(event_type: str, number: int, minutes_ago: float) -> Any:
         minutes_ago,
         attempts=12,
         last_http_status=400,
-        last_error='HTTP 400: {"status": false, "error": "amount must be a string with 2 decimals"}',
+        last_error='HTTP 400: {"status": false, "error": "amount must have 2 decimals"}',
     )
 
 
