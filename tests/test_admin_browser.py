@@ -126,7 +126,7 @@ def test_an_operator_filters_to_dead_events_and_retries_one(page: Any, live_serv
     page.locator("#result_list").get_by_role("link", name=str(failed.pk), exact=True).click()
     expect(page.locator("h1")).to_have_text("View outbox event")
     expect(page.locator("pre.tracify-payload")).to_contain_text('"type": "purchase"')
-    expect(page.locator(".field-last_error_full")).to_contain_text("amount must be a string")
+    expect(page.locator(".field-last_error_full")).to_contain_text("amount must have 2 decimals")
     page.go_back()
     expect(page).to_have_url(re.compile(r"status__exact=dead"))
 
