@@ -127,6 +127,8 @@ def test_an_operator_filters_to_dead_events_and_retries_one(page: Any, live_serv
     expect(page.locator("h1")).to_have_text("View outbox event")
     expect(page.locator("pre.tracify-payload")).to_contain_text('"type": "purchase"')
     expect(page.locator(".field-last_error_full")).to_contain_text("amount must have 2 decimals")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "admin-outbox-detail.png"), full_page=True)
     page.go_back()
     expect(page).to_have_url(re.compile(r"status__exact=dead"))
 
@@ -141,7 +143,6 @@ def test_an_operator_filters_to_dead_events_and_retries_one(page: Any, live_serv
     retried = page.locator("#result_list tbody tr", has=page.locator(f'a:text-is("{failed.pk}")'))
     expect(retried.locator("td.field-status_badge")).to_have_text("pending")
     expect(retried.locator("td.field-attempts")).to_have_text("0")
-    ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "admin-outbox.png"), full_page=True)
 
     failed.refresh_from_db()
