@@ -18,6 +18,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",  # the live server serves the admin's CSS to Chromium
     "django_tracify",
+    "django_celery_beat",  # tracify_schedule and the Celery end-to-end test
 ]
 
 MIDDLEWARE = [
