@@ -42,7 +42,8 @@ def amount(value: Any, field: str) -> str:
         raise TracifyValidationError(field, f"{_describe(value)} is negative")
     if number >= MAX_AMOUNT:
         raise TracifyValidationError(field, f"{_describe(value)} is implausibly large")
-    return str(number.quantize(CENTS, rounding=ROUND_HALF_UP))
+    # Decimal keeps the sign of zero: -0.0 would become "-0.00", which Tracify rejects.
+    return str(number.copy_abs().quantize(CENTS, rounding=ROUND_HALF_UP))
 
 
 def currency(value: Any, field: str = "currency") -> str:
