@@ -11,7 +11,7 @@ them; once an event was stored with them, they are cleared.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -84,15 +84,32 @@ class RequestContext:
         )
 
 
-_current: ContextVar[RequestContext | None] = ContextVar("tracify_request_context", default=None)
+class LazyContext:
+    """A request's context, built on first use: a page that tracks nothing while it is
+    rendered pays for its context only after it has been sent."""
+
+    def __init__(self, build: Callable[[], RequestContext]) -> None:
+        self._build = build
+        self.built: RequestContext | None = None
+
+    def __call__(self) -> RequestContext:
+        if self.built is None:
+            self.built = self._build()
+        return self.built
+
+
+_current: ContextVar[RequestContext | LazyContext | None] = ContextVar(
+    "tracify_request_context", default=None
+)
 
 
 def current_context() -> RequestContext | None:
-    return _current.get()
+    source = _current.get()
+    return source() if isinstance(source, LazyContext) else source
 
 
 @contextmanager
-def activate(context: RequestContext | None) -> Iterator[None]:
+def activate(context: RequestContext | LazyContext | None) -> Iterator[None]:
     token = _current.set(context)
     try:
         yield
@@ -152,6 +169,11 @@ def url_params(request: HttpRequest) -> dict[str, str]:
     return allowed_params(request.GET.items())
 
 
+def has_pending_params(request: HttpRequest) -> bool:
+    """Whether the request brought URL parameters or the session holds some (cheap)."""
+    return bool(request.META.get("QUERY_STRING")) or bool(kept_url_params(request))
+
+
 def kept_url_params(request: HttpRequest) -> dict[str, str]:
     """The URL parameters an earlier request of this session left pending."""
     session = getattr(request, "session", None)
@@ -187,7 +209,9 @@ def context_from_request(request: HttpRequest) -> RequestContext:
 
 def note_stored_event(sender: Any, instance: Any, created: bool = False, **kwargs: Any) -> None:
     """post_save receiver for outbox rows: a stored event carried the pending URL parameters."""
-    context = _current.get()
+    source = _current.get()
+    # Only a context already built can have given this row its parameters.
+    context = source.built if isinstance(source, LazyContext) else source
     if not created or context is None or not context.url_params or context.delivery.carried:
         return
     payload = instance.payload

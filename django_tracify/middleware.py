@@ -1,7 +1,9 @@
 """TracifyMiddleware: the request context for track_* calls, and a pageview per page seen.
 
 Put it after SessionMiddleware and AuthenticationMiddleware: it reads request.session (for
-pending URL parameters) and request.user (for the email of a logged-in visitor).
+pending URL parameters) and request.user (for the email of a logged-in visitor). The context
+is built when the view first tracks something, else after the page was sent; the pageview
+row is written from response.close(), once the server has sent the page.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from django.http.response import HttpResponseBase
 from django_tracify.bots import is_bot
 from django_tracify.conf import settings
 from django_tracify.context import (
-    RequestContext,
+    LazyContext,
     activate,
+    has_pending_params,
     note_stored_event,
     settle_url_params,
     user_agent,
@@ -75,7 +78,8 @@ def is_page_seen(request: HttpRequest, response: HttpResponseBase) -> bool:
 def record_pageview(request: HttpRequest) -> None:
     """Runs when the server closes the response, after the page was sent."""
     try:
-        track_pageview(request)
+        if is_visitor(request):
+            track_pageview(request)
     except Exception:
         logger.exception("tracify: pageview not recorded")
 
@@ -108,10 +112,9 @@ class TracifyMiddleware:
         get_response = cast("Callable[[HttpRequest], HttpResponseBase]", self.get_response)
         if not settings.ENABLED:
             return get_response(request)
-        context = self.begin(request)
-        with activate(context):
+        with activate(LazyContext(partial(request_context, request))):
             response = get_response(request)
-        self.finish(request, response, context)
+        self.finish(request, response)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
@@ -120,31 +123,23 @@ class TracifyMiddleware:
         )
         if not settings.ENABLED:
             return await get_response(request)
-        # request.user and request.session may query the database.
-        context = await sync_to_async(self.begin)(request)
-        with activate(context):
+        with activate(LazyContext(partial(request_context, request))):
             response = await get_response(request)
-        self.finish(request, response, context)
+        # Reading the session (and building the context) may query the database.
+        await sync_to_async(self.finish)(request, response)
         return response
 
-    def begin(self, request: HttpRequest) -> RequestContext | None:
+    def finish(self, request: HttpRequest, response: HttpResponseBase) -> None:
         try:
-            return request_context(request)
-        except Exception:
-            logger.exception("tracify: the request context could not be built")
-            return None
-
-    def finish(
-        self, request: HttpRequest, response: HttpResponseBase, context: RequestContext | None
-    ) -> None:
-        if context is None or not context.consented:
-            return
-        try:
-            if not is_visitor(request):
-                return
             seen = is_page_seen(request, response)
-            # Decided now: the session is saved (by SessionMiddleware) before the pageview row.
-            settle_url_params(request, context, carried=seen)
+            if has_pending_params(request):
+                if not is_visitor(request):
+                    return
+                context = request_context(request)
+                if not context.consented:
+                    return
+                # Decided now: SessionMiddleware saves the session before the page is sent.
+                settle_url_params(request, context, carried=seen)
             if seen:
                 # Django calls these from response.close(), once the server has sent it.
                 closers: list[Callable[[], object]] = response._resource_closers  # type: ignore[attr-defined]

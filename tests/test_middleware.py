@@ -16,6 +16,7 @@ from django_tracify.context import SESSION_KEY
 from django_tracify.identity import hash_email, hash_identity
 from django_tracify.middleware import TracifyMiddleware
 from django_tracify.models import OutboxEvent
+from django_tracify.tracking import REQUEST_ATTRIBUTE
 from tests.conftest import BROWSER_UA
 
 pytestmark = [pytest.mark.urls("tests.middleware_views")]
@@ -343,3 +344,14 @@ def test_the_session_keeps_only_what_is_pending(browser: Fetch) -> None:
     browser("/go/?utm_source=fb&password=hunter2")
     [stored] = [session.get_decoded() for session in Session.objects.all()]
     assert stored[SESSION_KEY] == {"utm_source": "fb"}
+
+
+@pytest.mark.django_db
+def test_a_page_that_tracks_nothing_builds_its_context_after_it_was_sent(
+    rf: RequestFactory,
+) -> None:
+    request = rf.get("/page/", HTTP_USER_AGENT=BROWSER_UA)
+    response = TracifyMiddleware(lambda request: HttpResponse("<p>hi</p>"))(request)
+    assert getattr(request, REQUEST_ATTRIBUTE, None) is None
+    response.close()
+    assert getattr(request, REQUEST_ATTRIBUTE).consented is True

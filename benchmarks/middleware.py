@@ -1,0 +1,269 @@
+"""What TracifyMiddleware costs a page: time to first byte and worker CPU, side by side.
+
+    .venv/bin/python benchmarks/middleware.py [--requests 1500] [--db sqlite,postgres]
+
+For each database, two gunicorn servers (1 sync worker each, 127.0.0.1 only) serve the same
+small HTML page through SessionMiddleware and AuthenticationMiddleware, one also through
+TracifyMiddleware (which records a pageview per request). Requests alternate between the two
+in random order, so a noisy machine slows both alike. Reported: median and p99 time to first
+byte, the worker's CPU per request (/proc/<pid>/stat, before and after), and the CPU of one
+raw INSERT of a pageview-sized row into a copy of the outbox table (same DDL and indexes),
+measured inside the plain worker during the same run.
+Targets: TTFB median ratio <= 1.10; added CPU per pageview <= 2x one raw INSERT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.services import start_postgres  # noqa: E402
+
+HOST = "127.0.0.1"
+PG_DATABASE = "tracify_middleware_bench"
+WARMUP = 200
+RAW_BATCH = 500
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+TTFB_TARGET = 1.10
+CPU_TARGET = 2.0
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    worker: int = 0
+    ttfb: list[float] = field(default_factory=list)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def fetch(port: int, target: str) -> tuple[float, bytes]:
+    """One request on a new connection: seconds to the first byte, and the whole answer."""
+    # HTTP/1.0: no chunked encoding, and the server closes the connection when done.
+    request = f"GET {target} HTTP/1.0\r\nHost: {HOST}\r\nUser-Agent: {BROWSER}\r\n\r\n"
+    with socket.create_connection((HOST, port)) as sock:
+        began = time.perf_counter()
+        sock.sendall(request.encode())
+        first = sock.recv(65536)
+        ttfb = time.perf_counter() - began
+        chunks = [first]
+        # The sync worker closes the connection once it is done, pageview row included.
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return ttfb, b"".join(chunks)
+
+
+def body(answer: bytes) -> bytes:
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    if not head.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")):
+        raise RuntimeError(f"unexpected answer: {answer[:300]!r}")
+    return rest
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+BROWSER = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Safari/537.36"
+)
+
+
+@contextmanager
+def servers(env: dict[str, str]) -> Iterator[tuple[Server, Server]]:
+    started: list[Server] = []
+    try:
+        for name, tracked in (("plain", "0"), ("tracify", "1")):
+            port = free_port()
+            process = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "gunicorn"),
+                    *("--workers", "1", "--worker-class", "sync", "--bind", f"{HOST}:{port}"),
+                    *("--log-level", "warning", "--chdir", str(REPO_ROOT)),
+                    "--no-control-socket",
+                    "benchmarks.middleware_site:application",
+                ],
+                env={**env, "BENCH_TRACKED": tracked},
+            )
+            started.append(Server(name, port, process))
+        for server in started:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    server.worker = int(body(fetch(server.port, "/__pid")[1]))
+                    break
+                except (OSError, RuntimeError, ValueError):
+                    if time.monotonic() > deadline or server.process.poll() is not None:
+                        raise RuntimeError(f"gunicorn ({server.name}) did not start") from None
+                    time.sleep(0.1)
+        # Both workers on one core, this client on the other (when there are two): otherwise
+        # whichever worker happens to share the client's core answers later, in every run.
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) >= 2:
+            os.sched_setaffinity(0, {cores[0]})
+            for server in started:
+                os.sched_setaffinity(server.worker, {cores[1]})
+        yield started[0], started[1]
+    finally:
+        for server in started:
+            server.process.terminate()
+        for server in started:
+            server.process.wait(timeout=30)
+
+
+def prepare(env: dict[str, str]) -> None:
+    code = "import benchmarks.middleware_site as site; site.prepare_database()"
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT, check=True)
+
+
+def outbox_rows(env: dict[str, str]) -> int:
+    code = (
+        "import benchmarks.middleware_site\n"
+        "from django_tracify.models import OutboxEvent\n"
+        "print(OutboxEvent.objects.filter(event_type='pageview').count())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=REPO_ROOT, check=True, capture_output=True
+    )
+    return int(result.stdout)
+
+
+def raw_insert_cpu(server: Server) -> float:
+    answer = body(fetch(server.port, f"/__raw-inserts?n={RAW_BATCH}")[1])
+    value: float = json.loads(answer)["cpu_per_insert"]
+    return value
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
+
+
+def measure(db: str, env: dict[str, str], requests: int) -> dict[str, float]:
+    prepare(env)
+    with servers(env) as (plain, tracked):
+        pair = [plain, tracked]
+        for _ in range(WARMUP):
+            for server in pair:
+                fetch(server.port, "/product/")
+        raw: list[float] = []
+        cpu_before = {server.name: cpu_seconds(server.worker) for server in pair}
+        for number in range(requests):
+            random.shuffle(pair)
+            for server in pair:
+                ttfb, answer = fetch(server.port, "/product/")
+                body(answer)
+                server.ttfb.append(ttfb)
+            if number % (requests // 3) == 0:
+                raw_cpu_before = cpu_seconds(plain.worker)
+                raw.append(raw_insert_cpu(plain))
+                cpu_before[plain.name] += cpu_seconds(plain.worker) - raw_cpu_before
+        cpu = {
+            server.name: (cpu_seconds(server.worker) - cpu_before[server.name]) / requests
+            for server in pair
+        }
+    recorded = outbox_rows(env)
+    expected = WARMUP + requests
+    if recorded != expected:
+        raise RuntimeError(f"{db}: {recorded} pageviews recorded, expected {expected}")
+    return {
+        "plain_median": statistics.median(plain.ttfb),
+        "tracify_median": statistics.median(tracked.ttfb),
+        "plain_p99": p99(plain.ttfb),
+        "tracify_p99": p99(tracked.ttfb),
+        "plain_cpu": cpu["plain"],
+        "tracify_cpu": cpu["tracify"],
+        "raw_insert_cpu": statistics.median(raw),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=1500, help="per server and database")
+    parser.add_argument("--db", default="sqlite,postgres")
+    args = parser.parse_args()
+    base_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    base_env.pop("DJANGO_SETTINGS_MODULE", None)
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="tracify-mw-bench-") as scratch:
+        for db in args.db.split(","):
+            env = {**base_env, "BENCH_DB": db}
+            if db == "sqlite":
+                env["BENCH_SQLITE_PATH"] = str(Path(scratch) / "bench.sqlite3")
+            else:
+                server = start_postgres()
+                create_database(server.conninfo)
+                env.update(
+                    BENCH_PG_HOST=server.host,
+                    BENCH_PG_PORT=str(server.port),
+                    BENCH_PG_USER=server.user,
+                    BENCH_PG_NAME=PG_DATABASE,
+                )
+            began = time.monotonic()
+            results[db] = measure(db, env, args.requests)
+            print(f"{db}: {args.requests} requests per server in {time.monotonic() - began:.0f}s")
+    return report(results, args.requests)
+
+
+def create_database(conninfo: str) -> None:
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DATABASE])
+        if exists.fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+
+
+def report(results: dict[str, dict[str, float]], requests: int) -> int:
+    ms = 1000.0
+    us = 1_000_000.0
+    print()
+    print(
+        f"{'database':<9} {'TTFB median plain/tracify':>26} {'ratio':>6} "
+        f"{'p99 plain/tracify':>18} {'CPU/req plain/tracify':>22} {'added':>7} "
+        f"{'raw INSERT':>10} {'added/INSERT':>12}"
+    )
+    ok = True
+    for db, r in results.items():
+        ratio = r["tracify_median"] / r["plain_median"]
+        added = r["tracify_cpu"] - r["plain_cpu"]
+        per_insert = added / r["raw_insert_cpu"]
+        ok = ok and ratio <= TTFB_TARGET and per_insert <= CPU_TARGET
+        print(
+            f"{db:<9} {r['plain_median'] * ms:>11.3f} / {r['tracify_median'] * ms:.3f} ms "
+            f"{ratio:>6.3f} {r['plain_p99'] * ms:>7.3f} / {r['tracify_p99'] * ms:.3f} ms "
+            f"{r['plain_cpu'] * us:>9.0f} / {r['tracify_cpu'] * us:.0f} us {added * us:>5.0f}us "
+            f"{r['raw_insert_cpu'] * us:>8.0f}us {per_insert:>11.2f}x"
+        )
+    print(
+        f"\ntargets: TTFB median ratio <= {TTFB_TARGET}, added CPU <= {CPU_TARGET}x one raw "
+        f"INSERT; {'met' if ok else 'NOT met'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
