@@ -5,8 +5,6 @@ pytest --ds=tests.oscar.settings -m oscar tests/oscar
 
 from __future__ import annotations
 
-import importlib.util
-
 from oscar.defaults import *  # noqa: F403
 
 from tests.settings import TRACIFY
@@ -75,11 +73,10 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_tracify.middleware.TracifyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "oscar.apps.basket.middleware.BasketMiddleware",
 ]
-if importlib.util.find_spec("django_tracify.middleware"):
-    MIDDLEWARE.insert(4, "django_tracify.middleware.TracifyMiddleware")
 
 TEMPLATES = [
     {

@@ -160,3 +160,7 @@ def test_the_added_quantity_comes_from_the_form_else_the_basket_line(rf: Any) ->
     assert added_quantity(view, rf.post("/basket/add/1/", {"quantity": "3"})) == "3"
     assert added_quantity(view, rf.post("/basket/add/1/")) == 5
     assert added_quantity(object(), None) == 1
+    unparsable = rf.post(
+        "/basket/add/1/", data=b"--x", content_type="multipart/form-data; boundary="
+    )
+    assert added_quantity(view, unparsable) == 5

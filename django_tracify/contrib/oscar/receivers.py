@@ -35,7 +35,10 @@ def on_product_viewed(
 
 def added_quantity(view: Any, request: HttpRequest | None) -> Any:
     """What was just added: Oscar's signal carries no quantity, its add-to-basket form does."""
-    posted = request.POST.get("quantity") if request is not None else None
+    try:
+        posted = request.POST.get("quantity") if request is not None else None
+    except Exception:  # a body Django cannot parse: not a reason to break the page
+        posted = None
     if posted:
         return posted
     line = getattr(view, "line", None)
