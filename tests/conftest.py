@@ -11,6 +11,7 @@ from tests import settings as test_settings
 pytest_plugins: list[str] = [
     "tests.service_fixtures",
     "tests.receiver_fixtures",
+    "tests.process_fixtures",
 ]
 
 BROWSER_UA = (
