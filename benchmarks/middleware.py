@@ -258,8 +258,10 @@ def report(results: dict[str, dict[str, float]], requests: int) -> int:
             f"{r['plain_cpu'] * us:>9.0f} / {r['tracify_cpu'] * us:.0f} us {added * us:>5.0f}us "
             f"{r['raw_insert_cpu'] * us:>8.0f}us {per_insert:>11.2f}x"
         )
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"\nload average during the run: {load} on {os.cpu_count()} CPUs")
     print(
-        f"\ntargets: TTFB median ratio <= {TTFB_TARGET}, added CPU <= {CPU_TARGET}x one raw "
+        f"targets: TTFB median ratio <= {TTFB_TARGET}, added CPU <= {CPU_TARGET}x one raw "
         f"INSERT; {'met' if ok else 'NOT met'}"
     )
     return 0
