@@ -164,3 +164,15 @@ def test_the_added_quantity_comes_from_the_form_else_the_basket_line(rf: Any) ->
         "/basket/add/1/", data=b"--x", content_type="multipart/form-data; boundary="
     )
     assert added_quantity(view, unparsable) == 5
+
+
+def test_in_production_an_unreadable_order_never_breaks_the_checkout(
+    shop_request: Any, tracify_settings: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    from oscar.apps.checkout.signals import post_checkout
+
+    tracify_settings(RAISE_ERRORS=False)
+    not_an_order = SimpleNamespace(number="100004")
+    post_checkout.send(sender=None, order=not_an_order, request=shop_request("/checkout/"))
+    assert "purchase not recorded: AttributeError" in caplog.text
+    assert not OutboxEvent.objects.exists()
