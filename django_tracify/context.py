@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
+from django.utils.encoding import escape_uri_path, iri_to_uri
 
 from django_tracify.client_ip import client_ip
 from django_tracify.conf import settings
@@ -139,7 +140,8 @@ def request_url(request: HttpRequest) -> tuple[str | None, str | None]:
         origin = f"{request.scheme}://{request.get_host()}"
     except DisallowedHost:
         return None, None
-    return cut(origin + request.path, MAX_URL_LENGTH), origin
+    # request.path is percent-decoded: /a%20b would be sent as "/a b", not a URL Tracify takes.
+    return cut(origin + escape_uri_path(request.path), MAX_URL_LENGTH), origin
 
 
 def without_query(url: str) -> str:
@@ -147,7 +149,7 @@ def without_query(url: str) -> str:
     parts = urlsplit(url)
     if not parts.scheme or not parts.netloc:
         return ""
-    return cut(f"{parts.scheme}://{parts.netloc}{parts.path}", MAX_URL_LENGTH)
+    return cut(f"{parts.scheme}://{parts.netloc}{iri_to_uri(parts.path)}", MAX_URL_LENGTH)
 
 
 def is_excluded_param(name: str) -> bool:
