@@ -55,7 +55,7 @@ def _rows(requests: list[RecordedRequest]) -> Iterator[str]:
         css = "accepted" if request.accepted else "rejected"
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(request.time))
         events = request.events or [None]
-        for event in events:
+        for event in reversed(events):
             if shown >= MAX_ROWS:
                 return
             shown += 1
