@@ -199,6 +199,20 @@ def test_count_above_the_cap_is_shown_as_cap_plus_and_later_pages_still_open(
     assert listed_ids(second) == [events[3].pk, events[2].pk]
 
 
+def test_unfiltered_list_above_the_cap_shows_the_table_estimate(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What PostgreSQL's pg_class.reltuples would say; other databases have no estimate.
+    monkeypatch.setattr(admin_paginator, "estimated_row_count", lambda model, using: 1_234_567)
+    monkeypatch.setattr(admin_paginator.EstimatedCountPaginator, "cap", 3)
+    for _ in range(5):
+        make_event(status="dead")
+    unfiltered = admin_client.get(CHANGELIST).content.decode()
+    assert '<span class="tracify-result-count">about 1,234,567</span>' in unfiltered
+    filtered = admin_client.get(CHANGELIST, {"status__exact": "dead"}).content.decode()
+    assert '<span class="tracify-result-count">3+</span>' in filtered
+
+
 def test_exact_count_below_the_cap(admin_client: Client) -> None:
     for _ in range(2):
         make_event()
