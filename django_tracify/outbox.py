@@ -20,6 +20,17 @@ MAX_ERROR_LENGTH = 2000
 SQLITE_CLAIM_TRIES = 3  # another flusher took every row we read: read again
 
 
+def _insert(using: str, **fields: Any) -> OutboxEvent:
+    manager = OutboxEvent.objects.using(using)
+    if not transaction.get_connection(using).in_atomic_block:
+        # Autocommit: a failed insert cannot poison anything, and BEGIN/COMMIT would cost
+        # two more round trips on every pageview.
+        return manager.create(**fields)
+    # Inside the shop's transaction: a savepoint, so a failed insert rolls back only itself.
+    with transaction.atomic(using=using):
+        return manager.create(**fields)
+
+
 def enqueue(event: Event) -> OutboxEvent:
     """Store an event in the caller's transaction; a repeated dedup key keeps the first row."""
     using = outbox_database()
@@ -28,11 +39,9 @@ def enqueue(event: Event) -> OutboxEvent:
         if existing is not None:
             return existing
     try:
-        # A savepoint: a failed insert must not poison the shop's own transaction.
-        with transaction.atomic(using=using):
-            return OutboxEvent.objects.using(using).create(
-                event_type=event.event_type, payload=event.payload, dedup_key=event.dedup_key
-            )
+        return _insert(
+            using, event_type=event.event_type, payload=event.payload, dedup_key=event.dedup_key
+        )
     except IntegrityError:
         if not event.dedup_key:
             raise
@@ -41,14 +50,13 @@ def enqueue(event: Event) -> OutboxEvent:
 
 def record_invalid(event_type: str, problem: str) -> OutboxEvent:
     """Keep an admin-visible row for a call whose input was invalid; it is never sent."""
-    using = outbox_database()
-    with transaction.atomic(using=using):
-        return OutboxEvent.objects.using(using).create(
-            event_type=event_type,
-            payload={},
-            status=OutboxStatus.INVALID,
-            last_error=problem[:2000],
-        )
+    return _insert(
+        outbox_database(),
+        event_type=event_type,
+        payload={},
+        status=OutboxStatus.INVALID,
+        last_error=problem[:MAX_ERROR_LENGTH],
+    )
 
 
 def retry_now(queryset: QuerySet[OutboxEvent]) -> int:

@@ -150,3 +150,24 @@ def test_flush_on_postgres_delivers_everything_once(
     assert FlushState.load(FLUSHER).last_outcome == FlushState.OK
     statuses = set(OutboxEvent.objects.using(FLUSHER).values_list("status", flat=True))
     assert statuses == {OutboxStatus.SENT}
+
+
+def test_a_failed_enqueue_leaves_the_shops_postgres_transaction_usable(
+    pg: None, tracify_settings: Callable[..., None]
+) -> None:
+    from django.db import DataError
+
+    from django_tracify.events import Event
+
+    tracify_settings(DATABASE=FLUSHER)
+    with transaction.atomic(using=FLUSHER):
+        kept = outbox.enqueue(Event("pageview", {"n": "before"}))
+        # PostgreSQL's jsonb refuses NUL characters: a real error inside the transaction.
+        with pytest.raises(DataError):
+            outbox.enqueue(Event("pageview", {"n": "\x00"}))
+        # Without a savepoint this would fail: "current transaction is aborted".
+        after = outbox.enqueue(Event("pageview", {"n": "after"}))
+    assert list(OutboxEvent.objects.using(FLUSHER).values_list("id", flat=True)) == [
+        after.id,
+        kept.id,
+    ]
