@@ -27,6 +27,7 @@ from django_tracify.conf import settings
 from django_tracify.consent import has_consent
 from django_tracify.errors import TracifyValidationError
 from django_tracify.identity import Identity
+from django_tracify.values import printable
 
 MAX_URL_LENGTH = 2048
 MAX_PARAM_LENGTH = 512
@@ -163,7 +164,7 @@ def allowed_params(pairs: Iterable[tuple[Any, Any]]) -> dict[str, str]:
         if len(params) >= MAX_PARAMS:
             break
         if name and not is_excluded_param(str(name)):
-            params[cut(str(name), 64)] = cut(str(value), MAX_PARAM_LENGTH)
+            params[cut(printable(str(name)), 64)] = cut(printable(str(value)), MAX_PARAM_LENGTH)
     return params
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -63,7 +64,7 @@ def identifier(value: Any, field: str) -> str:
         raise TracifyValidationError(field, "is empty")
     if len(text) > MAX_ID_LENGTH:
         raise TracifyValidationError(field, f"is longer than {MAX_ID_LENGTH} characters")
-    if any(ord(char) < 32 for char in text):
+    if printable(text) != text:
         raise TracifyValidationError(field, "contains control characters")
     return text
 
@@ -84,11 +85,20 @@ def quantity(value: Any, field: str) -> int:
     return int(number)
 
 
+def printable(value: str) -> str:
+    """Without control characters and lone surrogates, which PostgreSQL's jsonb refuses."""
+    if value.isprintable():
+        return value
+    cleaned = "".join(char for char in value if unicodedata.category(char) != "Cc")
+    return cleaned.encode("utf-8", "replace").decode("utf-8")
+
+
 def text(value: Any, field: str, limit: int = MAX_TEXT_LENGTH) -> str:
     """Free text (a product title): stringified, stripped, cut to `limit` characters."""
     if value is None:
         raise TracifyValidationError(field, "is missing")
-    result = " ".join(force_str(value).split())
+    words = (printable(word) for word in force_str(value).split())
+    result = " ".join(word for word in words if word)
     if not result:
         raise TracifyValidationError(field, "is empty")
     return result[:limit]

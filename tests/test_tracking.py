@@ -278,3 +278,10 @@ def test_the_request_context_is_built_once_per_request(shop_request: Any) -> Non
 def test_an_unusable_identity_argument_is_named() -> None:
     with pytest.raises(TracifyValidationError, match="identity: expected capture_identity"):
         tracify.track_conversion("c1", "1", "EUR", identity="203.0.113.7")
+
+
+def test_url_parameters_lose_characters_a_database_cannot_store(shop_request: Any) -> None:
+    event = tracify.track_pageview(shop_request("/?utm_source=fb%00x&utm_te%01rm=a"))
+    assert event is not None
+    assert event.payload["data"]["utm_source"] == "fbx"
+    assert event.payload["data"]["utm_term"] == "a"

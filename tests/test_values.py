@@ -117,3 +117,12 @@ def test_occurred_rejects_a_string() -> None:
 def test_text_collapses_whitespace_and_cuts() -> None:
     assert values.text("  Blue\n  shirt ", "title") == "Blue shirt"
     assert len(values.text("x" * 1000, "title")) == values.MAX_TEXT_LENGTH
+
+
+def test_text_drops_characters_postgresql_cannot_store() -> None:
+    assert values.text("Mug\x00 ☕\x07 \udcff", "title") == "Mug ☕ ?"
+
+
+def test_identifier_refuses_lone_surrogates() -> None:
+    with pytest.raises(TracifyValidationError, match="contains control characters"):
+        values.identifier("A-\udcff", "order_id")
