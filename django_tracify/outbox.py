@@ -17,7 +17,6 @@ from django_tracify.models import OutboxEvent, OutboxStatus
 from django_tracify.routers import outbox_database
 
 MAX_ERROR_LENGTH = 2000
-SQLITE_CLAIM_TRIES = 3  # another flusher took every row we read: read again
 
 
 def _insert(using: str, **fields: Any) -> OutboxEvent:
@@ -103,37 +102,34 @@ def claim_batch(
 ) -> Claim | None:
     """Mark up to `size` due rows (oldest id first) as sending under a fresh token and lease.
 
-    PostgreSQL: one short transaction, SELECT ... FOR UPDATE SKIP LOCKED, so concurrent
-    flushers take different rows without waiting. SQLite (no SKIP LOCKED): a conditional
-    UPDATE, one statement that SQLite runs under its single write lock; rows another
-    flusher took in between no longer match. "database is locked" there means nothing claimed.
+    One UPDATE whose subquery picks the rows, in one short transaction. PostgreSQL: the
+    subquery selects FOR UPDATE SKIP LOCKED, so concurrent flushers take different rows without
+    waiting. SQLite (no SKIP LOCKED) runs the statement under its single write lock; "database
+    is locked" there means nothing claimed.
     """
     using = using or outbox_database()
     token = uuid.uuid4()
     lease = now + timedelta(seconds=lease_seconds)
-    claimed = {"status": OutboxStatus.SENDING, "claim_token": token, "lease_expires_at": lease}
-    candidates = _rows(using).filter(due(now)).order_by("id").values_list("id", flat=True)
-    ids: list[int] = []
-    if connections[using].vendor == "postgresql":
+    picked = _rows(using).filter(due(now)).order_by("id").values("id")
+    try:
         with transaction.atomic(using=using):
-            ids = list(candidates.select_for_update(skip_locked=True)[:size])
-            if ids:
-                _rows(using).filter(id__in=ids).update(**claimed)
-    else:
-        try:
-            for _ in range(SQLITE_CLAIM_TRIES):
-                ids = list(candidates[:size])
-                if not ids or _rows(using).filter(due(now), id__in=ids).update(**claimed):
-                    break
-        except OperationalError as err:
-            if "locked" not in str(err):
-                raise
-            return None
-    if not ids:
+            if connections[using].vendor == "postgresql":
+                picked = picked.select_for_update(skip_locked=True)
+            # A subquery, not a list of ids: no id list to build, send and parse, twice.
+            claimed = (
+                _rows(using)
+                .filter(id__in=picked[:size])
+                .update(status=OutboxStatus.SENDING, claim_token=token, lease_expires_at=lease)
+            )
+    except OperationalError as err:
+        if "locked" not in str(err):
+            raise
+        return None
+    if not claimed:
         return None
     rows = list(
         _rows(using)
-        .filter(id__in=ids, claim_token=token)
+        .filter(status=OutboxStatus.SENDING, claim_token=token)
         .order_by("id")
         .only("id", "payload", "attempts", "created_at")
     )
