@@ -20,6 +20,7 @@ ADDTOCART = "addtocart"
 PURCHASE = "purchase"
 CONVERSION = "conversion"
 POSTPURCHASESURVEY = "postpurchasesurvey"
+UNTITLED = "(untitled)"
 EVENT_TYPES = (PAGEVIEW, PRODUCTVIEW, ADDTOCART, PURCHASE, CONVERSION, POSTPURCHASESURVEY)
 # A landing URL's ?ITEM3=x would pose as a purchase line (and break the numbering Tracify checks).
 _LINE_FIELD = re.compile(r"(ITEM|AMT|QTY)[0-9]+")
@@ -117,6 +118,17 @@ def build_addtocart(
     return build(ADDTOCART, context, occurred_at=occurred_at, path=_product_path(product))
 
 
+def _line_title(title: Any, field: str) -> str:
+    if title is None:
+        raise TracifyValidationError(field, "is missing")
+    # A title of only blanks or control characters is a shop's data quirk, not a reason to
+    # lose the purchase.
+    try:
+        return values.text(title, field)
+    except TracifyValidationError:
+        return UNTITLED
+
+
 def purchase_data(order: OrderData) -> dict[str, str]:
     data = {
         "order_id": values.identifier(order.order_id, "order.order_id"),
@@ -125,7 +137,7 @@ def purchase_data(order: OrderData) -> dict[str, str]:
     }
     for number, line in enumerate(order.lines, start=1):
         field = f"order.lines[{number - 1}]"
-        data[f"ITEM{number}"] = values.text(line.title, f"{field}.title")
+        data[f"ITEM{number}"] = _line_title(line.title, f"{field}.title")
         data[f"AMT{number}"] = values.amount(line.unit_price, f"{field}.unit_price")
         data[f"QTY{number}"] = str(values.quantity(line.quantity, f"{field}.quantity"))
     return data

@@ -285,3 +285,10 @@ def test_url_parameters_lose_characters_a_database_cannot_store(shop_request: An
     assert event is not None
     assert event.payload["data"]["utm_source"] == "fbx"
     assert event.payload["data"]["utm_term"] == "a"
+
+
+def test_a_blank_line_title_does_not_cost_the_purchase(shop_request: Any) -> None:
+    order = {**ORDER, "lines": [{"title": "\x1c\x00 ", "quantity": 1, "price": "5"}]}
+    event = tracify.track_purchase(order, request=shop_request())
+    assert event is not None
+    assert event.payload["data"]["ITEM1"] == "(untitled)"
