@@ -210,14 +210,13 @@ def context_from_request(request: HttpRequest) -> RequestContext:
     )
 
 
-def note_stored_event(sender: Any, instance: Any, created: bool = False, **kwargs: Any) -> None:
-    """post_save receiver for outbox rows: a stored event carried the pending URL parameters."""
+def note_stored(payload: Any) -> None:
+    """A new outbox row was stored: if it carries the pending URL parameters, they are done."""
     source = _current.get()
     # Only a context already built can have given this row its parameters.
     context = source.built if isinstance(source, LazyContext) else source
-    if not created or context is None or not context.url_params or context.delivery.carried:
+    if context is None or not context.url_params or context.delivery.carried:
         return
-    payload = instance.payload
     data = payload.get("data") if isinstance(payload, dict) else None
     if isinstance(data, dict) and all(name in data for name in context.url_params):
         context.delivery.carried = True

@@ -14,7 +14,6 @@ from functools import partial
 from typing import cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.db.models.signals import post_save
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
@@ -24,7 +23,6 @@ from django_tracify.context import (
     LazyContext,
     activate,
     has_pending_params,
-    note_stored_event,
     settle_url_params,
     user_agent,
 )
@@ -100,11 +98,6 @@ class TracifyMiddleware:
         if self.async_mode:
             # Mark the class async-capable, but pass the real coroutine flag to Django.
             markcoroutinefunction(self)
-        from django_tracify.models import OutboxEvent
-
-        post_save.connect(
-            note_stored_event, sender=OutboxEvent, dispatch_uid="django_tracify.url_params"
-        )
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.async_mode:

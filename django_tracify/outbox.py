@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -17,42 +18,122 @@ from django_tracify.models import OutboxEvent, OutboxStatus
 from django_tracify.routers import outbox_database
 
 MAX_ERROR_LENGTH = 2000
+# The columns a new row sets; the others start NULL. Kept in step with OutboxEvent's defaults.
+_INSERTED = (
+    "event_type",
+    "payload",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "dedup_key",
+    "last_error",
+    "created_at",
+)
+_RETURNING_VENDORS = ("postgresql", "sqlite")
 
 
-def _insert(using: str, **fields: Any) -> OutboxEvent:
-    manager = OutboxEvent.objects.using(using)
+_insert_sql: dict[str, str] = {}
+
+
+def _insert_statement(connection: BaseDatabaseWrapper) -> str:
+    sql = _insert_sql.get(connection.vendor)
+    if sql is None:
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(column) for column in _INSERTED)
+        placeholders = ", ".join("%s" for _ in _INSERTED)
+        table = quote(OutboxEvent._meta.db_table)
+        # Only our own quoted table and column names are interpolated; values are parameters.
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {quote('id')}"  # noqa: S608
+        _insert_sql[connection.vendor] = sql
+    return sql
+
+
+def _execute_insert(using: str, fields: dict[str, Any]) -> OutboxEvent:
+    connection = connections[using]
+    if connection.vendor not in _RETURNING_VENDORS or not (
+        connection.features.can_return_columns_from_insert
+    ):
+        return OutboxEvent.objects.using(using).create(**fields)
+    # One statement, its values adapted once: Model.create() costs the worker ~4x the CPU
+    # of the INSERT itself (field preparation, SQL compilation, model signals).
+    when = connection.ops.adapt_datetimefield_value(fields["created_at"])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _insert_statement(connection),
+            (
+                fields["event_type"],
+                connection.ops.adapt_json_value(fields["payload"], None),
+                fields["status"],
+                0,
+                when,
+                fields["dedup_key"],
+                fields["last_error"],
+                when,
+            ),
+        )
+        (row_id,) = cursor.fetchone()
+    row = OutboxEvent(id=row_id, attempts=0, next_attempt_at=fields["created_at"], **fields)
+    row._state.adding = False
+    row._state.db = using
+    return row
+
+
+def _insert(
+    using: str,
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    dedup_key: str | None = None,
+    status: str = OutboxStatus.PENDING,
+    last_error: str = "",
+) -> OutboxEvent:
+    fields = {
+        "event_type": event_type,
+        "payload": payload,
+        "status": status,
+        "dedup_key": dedup_key,
+        "last_error": last_error,
+        "created_at": timezone.now(),
+    }
     if not transaction.get_connection(using).in_atomic_block:
         # Autocommit: a failed insert cannot poison anything, and BEGIN/COMMIT would cost
         # two more round trips on every pageview.
-        return manager.create(**fields)
+        return _execute_insert(using, fields)
     # Inside the shop's transaction: a savepoint, so a failed insert rolls back only itself.
     with transaction.atomic(using=using):
-        return manager.create(**fields)
+        return _execute_insert(using, fields)
 
 
 def enqueue(event: Event) -> OutboxEvent:
     """Store an event in the caller's transaction; a repeated dedup key keeps the first row."""
+    return store(event)[0]
+
+
+def store(event: Event) -> tuple[OutboxEvent, bool]:
+    """Like enqueue(), and whether the row is new (False: the dedup key's first row).
+
+    Rows are written with one INSERT, not Model.save(): no pre_save/post_save signals, as
+    with bulk_create().
+    """
     using = outbox_database()
     if event.dedup_key:
         existing = OutboxEvent.objects.using(using).filter(dedup_key=event.dedup_key).first()
         if existing is not None:
-            return existing
+            return existing, False
     try:
-        return _insert(
-            using, event_type=event.event_type, payload=event.payload, dedup_key=event.dedup_key
-        )
+        return _insert(using, event.event_type, event.payload, dedup_key=event.dedup_key), True
     except IntegrityError:
         if not event.dedup_key:
             raise
-        return OutboxEvent.objects.using(using).get(dedup_key=event.dedup_key)
+        return OutboxEvent.objects.using(using).get(dedup_key=event.dedup_key), False
 
 
 def record_invalid(event_type: str, problem: str) -> OutboxEvent:
     """Keep an admin-visible row for a call whose input was invalid; it is never sent."""
     return _insert(
         outbox_database(),
-        event_type=event_type,
-        payload={},
+        event_type,
+        {},
         status=OutboxStatus.INVALID,
         last_error=problem[:MAX_ERROR_LENGTH],
     )

@@ -10,7 +10,12 @@ from django.http import HttpRequest
 
 from django_tracify import events
 from django_tracify.conf import settings
-from django_tracify.context import RequestContext, context_from_request, current_context
+from django_tracify.context import (
+    RequestContext,
+    context_from_request,
+    current_context,
+    note_stored,
+)
 from django_tracify.errors import TracifyValidationError
 
 if TYPE_CHECKING:
@@ -55,7 +60,10 @@ def record(event_type: str, build: Callable[[], events.Event | None]) -> OutboxE
         event = build()
         if event is None:
             return None
-        return outbox.enqueue(event)
+        row, created = outbox.store(event)
+        if created:
+            note_stored(event.payload)
+        return row
     except TracifyValidationError as err:
         if settings.RAISE_ERRORS:
             raise

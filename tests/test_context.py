@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 from django.contrib.sessions.backends.signed_cookies import SessionStore
@@ -11,7 +10,7 @@ from django_tracify.context import (
     SESSION_KEY,
     activate,
     context_from_request,
-    note_stored_event,
+    note_stored,
     settle_url_params,
 )
 
@@ -24,8 +23,8 @@ def with_session(request: Any, kept: dict[str, str] | None = None) -> Any:
     return request
 
 
-def stored_row(data: dict[str, str]) -> Any:
-    return SimpleNamespace(payload={"data": {"origin": "https://shop.example.com", **data}})
+def stored_payload(data: dict[str, str]) -> dict[str, Any]:
+    return {"data": {"origin": "https://shop.example.com", **data}}
 
 
 def test_the_requests_own_parameters_are_pending(shop_request: Any) -> None:
@@ -91,13 +90,12 @@ def test_without_consent_the_session_is_left_alone(shop_request: Any) -> None:
 def test_a_stored_event_with_the_parameters_marks_them_carried(shop_request: Any) -> None:
     request = with_session(shop_request("/"), {"utm_source": "fb"})
     context = context_from_request(request)
-    note_stored_event(None, stored_row({"utm_source": "fb"}), created=True)  # not current
+    note_stored(stored_payload({"utm_source": "fb"}))  # not current
     assert context.delivery.carried is False
     with activate(context):
-        note_stored_event(None, stored_row({}), created=True)  # another request's event
-        note_stored_event(None, stored_row({"utm_source": "fb"}), created=False)  # an update
+        note_stored(stored_payload({}))  # another request's event
         assert context.delivery.carried is False
-        note_stored_event(None, stored_row({"utm_source": "fb"}), created=True)
+        note_stored(stored_payload({"utm_source": "fb"}))
     assert context.delivery.carried is True
     settle_url_params(request, context, carried=False)
     assert SESSION_KEY not in request.session
