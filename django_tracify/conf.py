@@ -1,4 +1,8 @@
-"""The TRACIFY settings dict, read on every access so override_settings works."""
+"""The TRACIFY settings dict, read through one typed property per key.
+
+The dict is looked up once and kept until Django says a setting changed (override_settings
+in tests), so the request path does not go through django.conf on every access.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any, cast
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 DEFAULT_ENDPOINT = "https://api.tracify.ai/api/v1/events"
@@ -74,14 +79,25 @@ REQUIRED = ("API_KEY", "CUSTOMER_SITE_ID")
 
 
 class Settings:
-    """One typed property per TRACIFY key; values are read from django.conf on each access."""
+    """One typed property per TRACIFY key, read from the TRACIFY dict on each access."""
+
+    def __init__(self) -> None:
+        self._raw: dict[str, Any] | None = None
 
     @property
     def raw(self) -> dict[str, Any]:
-        value = getattr(django_settings, "TRACIFY", {})
-        if not isinstance(value, dict):
-            raise ImproperlyConfigured("settings.TRACIFY must be a dict.")
+        value = self._raw
+        if value is None:
+            value = getattr(django_settings, "TRACIFY", {})
+            if not isinstance(value, dict):
+                raise ImproperlyConfigured("settings.TRACIFY must be a dict.")
+            self._raw = value
         return value
+
+    def forget(self, *, setting: str, **kwargs: Any) -> None:
+        """setting_changed receiver: look TRACIFY up again after it was replaced."""
+        if setting == "TRACIFY":
+            self._raw = None
 
     def get(self, key: str) -> Any:
         return self.raw.get(key, DEFAULTS[key])
@@ -225,3 +241,4 @@ def _callable_or_none(value: Any, key: str) -> Callable[..., Any] | None:
 
 
 settings = Settings()
+setting_changed.connect(settings.forget, dispatch_uid="django_tracify.conf")

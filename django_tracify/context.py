@@ -153,23 +153,28 @@ def without_query(url: str) -> str:
     return cut(f"{parts.scheme}://{parts.netloc}{iri_to_uri(parts.path)}", MAX_URL_LENGTH)
 
 
-def is_excluded_param(name: str) -> bool:
+def is_excluded_param(name: str, excluded: Iterable[str] | None = None) -> bool:
     lowered = name.lower()
-    return any(word in lowered for word in settings.EXCLUDE_URL_PARAMS)
+    words = settings.EXCLUDE_URL_PARAMS if excluded is None else excluded
+    return any(word in lowered for word in words)
 
 
 def allowed_params(pairs: Iterable[tuple[Any, Any]]) -> dict[str, str]:
     params: dict[str, str] = {}
+    excluded: tuple[str, ...] | None = None
     for name, value in pairs:
         if len(params) >= MAX_PARAMS:
             break
-        if name and not is_excluded_param(str(name)):
+        if excluded is None:
+            excluded = settings.EXCLUDE_URL_PARAMS
+        if name and not is_excluded_param(str(name), excluded):
             params[cut(printable(str(name)), 64)] = cut(printable(str(value)), MAX_PARAM_LENGTH)
     return params
 
 
 def url_params(request: HttpRequest) -> dict[str, str]:
-    return allowed_params(request.GET.items())
+    # Without a query string, request.GET would build an empty QueryDict for nothing.
+    return allowed_params(request.GET.items()) if request.META.get("QUERY_STRING") else {}
 
 
 def has_pending_params(request: HttpRequest) -> bool:

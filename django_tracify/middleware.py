@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
+from functools import lru_cache, partial
 from typing import cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
@@ -36,12 +36,16 @@ SPECULATIVE_HEADERS = ("HTTP_SEC_PURPOSE", "HTTP_PURPOSE", "HTTP_X_PURPOSE", "HT
 SPECULATIVE_WORDS = ("prefetch", "prerender", "preview")
 
 
+@lru_cache(maxsize=8)
+def path_matcher(paths: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """EXCLUDE_PATHS as the paths themselves and the prefixes of what is below them."""
+    return frozenset(paths), tuple(path if path.endswith("/") else path + "/" for path in paths)
+
+
 def is_excluded_path(path: str) -> bool:
     """Whether `path` is one of EXCLUDE_PATHS or below one (whole path segments only)."""
-    for prefix in settings.EXCLUDE_PATHS:
-        if path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/"):
-            return True
-    return False
+    exact, below = path_matcher(settings.EXCLUDE_PATHS)
+    return path in exact or path.startswith(below)
 
 
 def is_speculative(request: HttpRequest) -> bool:
