@@ -8,7 +8,9 @@ TracifyMiddleware (which records a pageview per request). Requests alternate bet
 in random order, so a noisy machine slows both alike. Reported: median and p99 time to first
 byte, the worker's CPU per request (/proc/<pid>/stat, before and after), and the CPU of one
 raw INSERT of a pageview-sized row into a copy of the outbox table (same DDL and indexes),
-measured inside the plain worker during the same run.
+measured two ways in the same run: 500 in a row inside the plain worker ("loop"), and by a
+third server, the plain page plus one such INSERT from response.close(), where the middleware
+writes its pageview ("in request": its CPU per request minus the plain server's).
 Targets: TTFB median ratio <= 1.10; added CPU per pageview <= 2x one raw INSERT.
 """
 
@@ -50,6 +52,7 @@ class Server:
     process: subprocess.Popen[bytes]
     worker: int = 0
     ttfb: list[float] = field(default_factory=list)
+    cpu: float = 0.0
 
 
 def free_port() -> int:
@@ -94,10 +97,10 @@ BROWSER = (
 
 
 @contextmanager
-def servers(env: dict[str, str]) -> Iterator[tuple[Server, Server]]:
+def servers(env: dict[str, str]) -> Iterator[tuple[Server, Server, Server]]:
     started: list[Server] = []
     try:
-        for name, tracked in (("plain", "0"), ("tracify", "1")):
+        for name, tracked in (("plain", "0"), ("tracify", "1"), ("insert", "raw")):
             port = free_port()
             process = subprocess.Popen(
                 [
@@ -127,7 +130,7 @@ def servers(env: dict[str, str]) -> Iterator[tuple[Server, Server]]:
             os.sched_setaffinity(0, {cores[0]})
             for server in started:
                 os.sched_setaffinity(server.worker, {cores[1]})
-        yield started[0], started[1]
+        yield started[0], started[1], started[2]
     finally:
         for server in started:
             server.process.terminate()
@@ -164,16 +167,16 @@ def p99(values: list[float]) -> float:
 
 def measure(db: str, env: dict[str, str], requests: int) -> dict[str, float]:
     prepare(env)
-    with servers(env) as (plain, tracked):
-        pair = [plain, tracked]
+    with servers(env) as (plain, tracked, inserting):
+        trio = [plain, tracked, inserting]
         for _ in range(WARMUP):
-            for server in pair:
+            for server in trio:
                 fetch(server.port, "/product/")
         raw: list[float] = []
-        cpu_before = {server.name: cpu_seconds(server.worker) for server in pair}
+        cpu_before = {server.name: cpu_seconds(server.worker) for server in trio}
         for number in range(requests):
-            random.shuffle(pair)
-            for server in pair:
+            random.shuffle(trio)
+            for server in trio:
                 ttfb, answer = fetch(server.port, "/product/")
                 body(answer)
                 server.ttfb.append(ttfb)
@@ -181,10 +184,8 @@ def measure(db: str, env: dict[str, str], requests: int) -> dict[str, float]:
                 raw_cpu_before = cpu_seconds(plain.worker)
                 raw.append(raw_insert_cpu(plain))
                 cpu_before[plain.name] += cpu_seconds(plain.worker) - raw_cpu_before
-        cpu = {
-            server.name: (cpu_seconds(server.worker) - cpu_before[server.name]) / requests
-            for server in pair
-        }
+        for server in trio:
+            server.cpu = (cpu_seconds(server.worker) - cpu_before[server.name]) / requests
     recorded = outbox_rows(env)
     expected = WARMUP + requests
     if recorded != expected:
@@ -194,9 +195,11 @@ def measure(db: str, env: dict[str, str], requests: int) -> dict[str, float]:
         "tracify_median": statistics.median(tracked.ttfb),
         "plain_p99": p99(plain.ttfb),
         "tracify_p99": p99(tracked.ttfb),
-        "plain_cpu": cpu["plain"],
-        "tracify_cpu": cpu["tracify"],
+        "plain_cpu": plain.cpu,
+        "tracify_cpu": tracked.cpu,
         "raw_insert_cpu": statistics.median(raw),
+        "request_insert_cpu": inserting.cpu - plain.cpu,
+        "insert_median": statistics.median(inserting.ttfb),
     }
 
 
@@ -244,26 +247,36 @@ def report(results: dict[str, dict[str, float]], requests: int) -> int:
     print(
         f"{'database':<9} {'TTFB median plain/tracify':>26} {'ratio':>6} "
         f"{'p99 plain/tracify':>18} {'CPU/req plain/tracify':>22} {'added':>7} "
-        f"{'raw INSERT':>10} {'added/INSERT':>12}"
+        f"{'INSERT loop/in request':>23} {'added/INSERT loop/in request':>29}"
     )
-    ok = True
+    verdicts = []
     for db, r in results.items():
         ratio = r["tracify_median"] / r["plain_median"]
         added = r["tracify_cpu"] - r["plain_cpu"]
-        per_insert = added / r["raw_insert_cpu"]
-        ok = ok and ratio <= TTFB_TARGET and per_insert <= CPU_TARGET
+        per_loop = added / r["raw_insert_cpu"]
+        per_request = added / r["request_insert_cpu"]
         print(
             f"{db:<9} {r['plain_median'] * ms:>11.3f} / {r['tracify_median'] * ms:.3f} ms "
             f"{ratio:>6.3f} {r['plain_p99'] * ms:>7.3f} / {r['tracify_p99'] * ms:.3f} ms "
             f"{r['plain_cpu'] * us:>9.0f} / {r['tracify_cpu'] * us:.0f} us {added * us:>5.0f}us "
-            f"{r['raw_insert_cpu'] * us:>8.0f}us {per_insert:>11.2f}x"
+            f"{r['raw_insert_cpu'] * us:>11.0f} / {r['request_insert_cpu'] * us:.0f} us "
+            f"{per_loop:>20.2f}x / {per_request:.2f}x"
+        )
+        verdicts.append(
+            f"{db}: TTFB {'met' if ratio <= TTFB_TARGET else 'NOT met'}; CPU vs INSERT in a "
+            f"loop {'met' if per_loop <= CPU_TARGET else 'NOT met'}, vs INSERT in a request "
+            f"{'met' if per_request <= CPU_TARGET else 'NOT met'}"
+        )
+    for db, r in results.items():
+        print(
+            f"{db}: TTFB median of the plain page + raw INSERT after the response "
+            f"{r['insert_median'] * ms:.3f} ms, ratio {r['insert_median'] / r['plain_median']:.3f}"
         )
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"\nload average during the run: {load} on {os.cpu_count()} CPUs")
-    print(
-        f"targets: TTFB median ratio <= {TTFB_TARGET}, added CPU <= {CPU_TARGET}x one raw "
-        f"INSERT; {'met' if ok else 'NOT met'}"
-    )
+    print(f"targets: TTFB median ratio <= {TTFB_TARGET}, added CPU <= {CPU_TARGET}x one raw INSERT")
+    for verdict in verdicts:
+        print(verdict)
     return 0
 
 

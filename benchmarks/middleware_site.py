@@ -1,6 +1,7 @@
 """The Django site benchmarks/middleware.py serves with gunicorn: one small HTML page.
 
-Configured by environment variables: BENCH_TRACKED ("1": TracifyMiddleware on), BENCH_DB
+Configured by environment variables: BENCH_TRACKED ("1": TracifyMiddleware on; "raw": instead,
+one raw INSERT of a pageview-sized row after each response, as the pageview is written), BENCH_DB
 ("sqlite" with BENCH_SQLITE_PATH, or "postgres" with BENCH_PG_HOST/PORT/USER/NAME).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 
 import django
 from django.conf import settings
@@ -62,19 +64,39 @@ def worker_pid(request: HttpRequest) -> HttpResponse:
     return HttpResponse(str(os.getpid()), content_type="text/plain")
 
 
+RAW_INSERT = (
+    f"INSERT INTO {RAW_TABLE} (event_type, payload, status, attempts, next_attempt_at, "
+    "last_error, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def raw_insert() -> None:
+    """One INSERT of a pageview-sized row, autocommitted."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(RAW_INSERT, ["pageview", RAW_PAYLOAD, "pending", 0, now, "", now])
+
+
 def raw_inserts(request: HttpRequest) -> JsonResponse:
     """CPU seconds of this worker per INSERT of a pageview-sized row, autocommitted."""
     count = int(request.GET.get("n", "500"))
-    sql = (
-        f"INSERT INTO {RAW_TABLE} (event_type, payload, status, attempts, next_attempt_at, "
-        "last_error, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-    )
     began = time.process_time()
-    with connection.cursor() as cursor:
-        for _ in range(count):
-            now = connection.ops.adapt_datetimefield_value(timezone.now())
-            cursor.execute(sql, ["pageview", RAW_PAYLOAD, "pending", 0, now, "", now])
+    for _ in range(count):
+        raw_insert()
     return JsonResponse({"cpu_per_insert": (time.process_time() - began) / count})
+
+
+class RawInsertAfterResponse:
+    """The reference for TracifyMiddleware: one raw INSERT where it writes its pageview."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path == "/product/":
+            response._resource_closers.append(raw_insert)  # type: ignore[attr-defined]
+        return response
 
 
 def prepare_database() -> None:
@@ -109,11 +131,10 @@ settings.configure(
     MIDDLEWARE=[
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",
-        *(
-            ["django_tracify.middleware.TracifyMiddleware"]
-            if os.environ.get("BENCH_TRACKED") == "1"
-            else []
-        ),
+        *{
+            "1": ["django_tracify.middleware.TracifyMiddleware"],
+            "raw": ["benchmarks.middleware_site.RawInsertAfterResponse"],
+        }.get(os.environ.get("BENCH_TRACKED", ""), []),
     ],
     DATABASES={"default": database()},
     DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
