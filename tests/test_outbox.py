@@ -41,3 +41,19 @@ def test_discard_leaves_sent_and_sending_rows_alone() -> None:
         "sending",
         "sent",
     ]
+
+
+def test_the_returned_row_is_the_stored_row() -> None:
+    row = outbox.enqueue(Event("purchase", {"type": "purchase", "data": {"é": "1"}}, "p:1"))
+    stored = OutboxEvent.objects.get(pk=row.pk)
+    fields = ("event_type", "payload", "status", "attempts", "dedup_key", "last_error")
+    assert [getattr(row, name) for name in fields] == [getattr(stored, name) for name in fields]
+    assert (row.created_at, row.next_attempt_at) == (stored.created_at, stored.next_attempt_at)
+    assert (stored.status, stored.claim_token, stored.sent_at) == (OutboxStatus.PENDING, None, None)
+
+
+def test_a_repeated_dedup_key_returns_the_first_row_as_not_new() -> None:
+    first, created = outbox.store(Event("purchase", {"n": 1}, "purchase:A-1"))
+    again, created_again = outbox.store(Event("purchase", {"n": 2}, "purchase:A-1"))
+    assert (created, created_again) == (True, False)
+    assert again.pk == first.pk and again.payload == {"n": 1}
