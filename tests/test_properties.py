@@ -289,7 +289,9 @@ BAD_IDS = st.sampled_from([None, "", "   ", "x" * 201, "a\x00b", "line\nbreak", 
 GOOD_TITLES = st.text(min_size=1, max_size=300).filter(
     lambda title: any(not char.isspace() and unicodedata.category(char) != "Cc" for char in title)
 )
-BAD_TITLES = st.sampled_from([None, "", " \t\n "])
+# A blank title, or one of only control characters, is sent as "(untitled)"; a missing one is bad.
+UNTITLED_TITLES = st.sampled_from(["", " \t\n ", "\x00\x94"])
+BAD_TITLES = st.none()
 GOOD_QUANTITIES = st.one_of(st.integers(1, 10**6), st.integers(1, 999).map(str))
 BAD_QUANTITIES = st.sampled_from([0, -1, 1.5, "x", None, True, 10**7, "nan"])
 
@@ -320,7 +322,7 @@ def orders(draw: st.DrawFn, allow_bad: bool = True) -> OrderCase:
     lines = []
     for _ in range(count):
         line: dict[str, Any] = {}
-        _put(line, "title", draw(GOOD_TITLES))
+        _put(line, "title", draw(st.one_of(GOOD_TITLES, UNTITLED_TITLES)))
         _put(line, "quantity", draw(GOOD_QUANTITIES))
         _put(line, "price", draw(GOOD_AMOUNTS))
         lines.append(line)
@@ -501,6 +503,8 @@ def test_valid_orders_become_purchases_that_meet_the_spec(visit: Visit, case: Or
             assert data[f"AMT{number}"] == expected_amount(line["price"])
             assert data[f"QTY{number}"] == str(int(line["quantity"]))
             assert 0 < len(data[f"ITEM{number}"]) <= 255
+            if line["title"] in ("", " \t\n ", "\x00\x94"):
+                assert data[f"ITEM{number}"] == "(untitled)"
 
 
 @given(visit=visits(refusing=False), case=orders().filter(lambda case: bool(case.bad_fields)))
