@@ -279,3 +279,15 @@ def test_an_id_longer_than_200_characters_is_refused_by_name(
         call(shop_request())
     assert raised.value.field == field
     assert "200" in raised.value.problem
+
+
+def test_an_invalid_rows_error_quotes_the_bad_value_only_briefly(
+    shop_request: Any, tracify_settings: Callable[..., None]
+) -> None:
+    tracify_settings(RAISE_ERRORS=False)
+    huge = "zq" + "€" * 100_000
+    assert tracify.track_purchase({**ORDER, "currency": huge}, request=shop_request()) is None
+    invalid = OutboxEvent.objects.get(status=OutboxStatus.INVALID)
+    assert invalid.last_error.startswith("order.currency: 'zq€€")
+    assert len(invalid.last_error) < 200
+    assert invalid.payload == {}
