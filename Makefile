@@ -3,8 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Every Python 3.10-3.13 that pyenv has, so tox finds the interpreters of its matrix.
-export PYENV_VERSION ?= $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.1[0-3]\.[0-9]+$$' | sort -t. -k2,2n -r | sed -n '1,4p' | paste -sd: -)
+# Every Python 3.10-3.13 that pyenv has goes on PATH, so tox finds the interpreters of its matrix.
+PYENV_BINS := $(shell root=$$(pyenv root 2>/dev/null) && ls -d $$root/versions/3.1[0-3].*/bin 2>/dev/null | paste -sd: -)
+export PATH := $(if $(PYENV_BINS),$(PATH):$(PYENV_BINS),$(PATH))
 
 .PHONY: test lint typecheck pytest tox tox-django6 demo system-deps clean test-oscar
 
