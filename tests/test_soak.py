@@ -1,7 +1,7 @@
 """The soak's short CI variant: 60 s of shop traffic through gunicorn, a receiver answering 20 %
 of requests with faults, four PostgreSQL flushers with one SIGKILLed every few seconds.
 
-The full run is `.venv/bin/python benchmarks/soak.py --minutes 5` (README.d/hardening.md).
+The full run is `.venv/bin/python benchmarks/soak.py --minutes 5` (README: "Hardening").
 """
 
 from __future__ import annotations
