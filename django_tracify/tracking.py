@@ -50,16 +50,26 @@ def resolve_context(request: HttpRequest | None, identity: Any = None) -> Reques
     return context
 
 
-def record(event_type: str, build: Callable[[], events.Event | None]) -> OutboxEvent | None:
-    """Build and enqueue; in production no error escapes, it is logged and kept for the admin."""
+def record(
+    event_type: str,
+    build: Callable[[RequestContext], events.Event],
+    request: HttpRequest | None = None,
+    identity: Any = None,
+) -> OutboxEvent | None:
+    """Resolve the visitor, build and enqueue; in production no error escapes.
+
+    Nothing is stored for a visitor without consent. An error is logged, and bad input is
+    kept as an `invalid` row for the admin.
+    """
     if not settings.ENABLED:
         return None
     from django_tracify import outbox
 
     try:
-        event = build()
-        if event is None:
+        context = resolve_context(request, identity)
+        if not context.consented:
             return None
+        event = build(context)
         row, created = outbox.store(event)
         if created:
             note_stored(event.payload)
@@ -87,38 +97,27 @@ def _keep_invalid(event_type: str, problem: str) -> None:
 
 def track_pageview(request: HttpRequest | None = None) -> OutboxEvent | None:
     """Record a pageview of `request` (or of the current request)."""
-
-    def build() -> events.Event | None:
-        context = resolve_context(request)
-        return events.build_pageview(context) if context.consented else None
-
-    return record(events.PAGEVIEW, build)
+    return record(events.PAGEVIEW, events.build_pageview, request)
 
 
 def track_productview(
     request: HttpRequest | None = None, product: Any = None
 ) -> OutboxEvent | None:
     """Record that the visitor of `request` viewed a product page."""
-
-    def build() -> events.Event | None:
-        context = resolve_context(request)
-        return events.build_productview(context, product) if context.consented else None
-
-    return record(events.PRODUCTVIEW, build)
+    return record(
+        events.PRODUCTVIEW, lambda context: events.build_productview(context, product), request
+    )
 
 
 def track_addtocart(
     request: HttpRequest | None = None, product: Any = None, quantity: Any = 1
 ) -> OutboxEvent | None:
     """Record that the visitor of `request` added `quantity` of a product to the cart."""
-
-    def build() -> events.Event | None:
-        context = resolve_context(request)
-        if not context.consented:
-            return None
-        return events.build_addtocart(context, product, quantity)
-
-    return record(events.ADDTOCART, build)
+    return record(
+        events.ADDTOCART,
+        lambda context: events.build_addtocart(context, product, quantity),
+        request,
+    )
 
 
 def track_purchase(
@@ -132,13 +131,12 @@ def track_purchase(
     """
     from django_tracify.orders import order_data
 
-    def build() -> events.Event | None:
-        context = resolve_context(request, identity)
-        if not context.consented:
-            return None
-        return events.build_purchase(context, order_data(order))
-
-    return record(events.PURCHASE, build)
+    return record(
+        events.PURCHASE,
+        lambda context: events.build_purchase(context, order_data(order)),
+        request,
+        identity,
+    )
 
 
 def track_conversion(
@@ -149,14 +147,12 @@ def track_conversion(
     identity: Any = None,
 ) -> OutboxEvent | None:
     """Record a conversion (a lead, a sign-up); one per conversion id is kept."""
-
-    def build() -> events.Event | None:
-        context = resolve_context(request, identity)
-        if not context.consented:
-            return None
-        return events.build_conversion(context, conversion_id, amount, currency)
-
-    return record(events.CONVERSION, build)
+    return record(
+        events.CONVERSION,
+        lambda context: events.build_conversion(context, conversion_id, amount, currency),
+        request,
+        identity,
+    )
 
 
 def track_post_purchase_survey(
@@ -167,14 +163,12 @@ def track_post_purchase_survey(
     identity: Any = None,
 ) -> OutboxEvent | None:
     """Record the channel a customer named after a purchase; one per order id is kept."""
-
-    def build() -> events.Event | None:
-        context = resolve_context(request, identity)
-        if not context.consented:
-            return None
-        return events.build_post_purchase_survey(context, order_id, source, medium)
-
-    return record(events.POSTPURCHASESURVEY, build)
+    return record(
+        events.POSTPURCHASESURVEY,
+        lambda context: events.build_post_purchase_survey(context, order_id, source, medium),
+        request,
+        identity,
+    )
 
 
 def capture_identity(request: HttpRequest | None = None) -> dict[str, Any] | None:
