@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -137,22 +138,7 @@ class OutboxEventAdmin(BaseOutboxAdmin):
         ("Identity", {"fields": ("identity_keys",)}),
         ("Payload", {"fields": ("payload_pretty",)}),
     )
-    readonly_fields = (
-        "id",
-        "event_type",
-        "status",
-        "dedup_key",
-        "event_url",
-        "created_at",
-        "attempts",
-        "next_attempt_at",
-        "sent_at",
-        "last_http_status",
-        "last_error_full",
-        "lease_expires_at",
-        "identity_keys",
-        "payload_pretty",
-    )
+    readonly_fields = tuple(flatten_fieldsets(fieldsets))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OutboxEvent]:
         return super().get_queryset(request).using(outbox_database())
