@@ -22,10 +22,9 @@ from django_tracify.client import (
     TracifyClient,
     body_size,
     encode_body,
-    encode_event,
 )
 from django_tracify.conf import settings
-from django_tracify.models import FlushState, OutboxEvent
+from django_tracify.models import FlushState
 from django_tracify.routers import outbox_database
 
 logger = logging.getLogger("django_tracify")
@@ -34,7 +33,7 @@ DEFAULT_MAX_PAUSE_SECONDS = 60.0
 MIN_PAUSE_SECONDS = 1.0
 
 Clock = Callable[[], datetime]
-Item = tuple[OutboxEvent, bytes]
+Item = tuple[outbox.ClaimedRow, bytes]
 
 
 @dataclass
@@ -156,7 +155,7 @@ def preview(
     max_body = settings.MAX_BODY_BYTES
     batch: list[Item] = []
     for row in outbox.iter_due(now=clock(), limit=limit):
-        batch.append((row, encode_event(row.payload)))
+        batch.append((row, row.payload_json.encode()))
         if len(batch) == size:
             yield from _planned(batch, max_body)
             batch = []
@@ -251,7 +250,7 @@ class _Pass:
     def _deliver_claim(self, claim: outbox.Claim) -> None:
         # A request still running when the lease ends could race another flusher's resend.
         self.lease_deadline = claim.lease_expires_at - timedelta(seconds=settings.TIMEOUT)
-        items = [(row, encode_event(row.payload)) for row in claim.rows]
+        items = [(row, row.payload_json.encode()) for row in claim.rows]
         for chunk in split_by_size(items, self.max_body):
             if len(chunk) == 1 and body_size([chunk[0][1]]) > self.max_body:
                 size = body_size([chunk[0][1]])

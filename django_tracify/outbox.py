@@ -6,11 +6,12 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import IntegrityError, OperationalError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from django_tracify.events import Event
@@ -161,12 +162,18 @@ def discard(queryset: QuerySet[OutboxEvent]) -> int:
 # --- delivery: claim, settle, requeue, retention ---------------------------------------------
 
 
+class ClaimedRow(NamedTuple):
+    id: int
+    attempts: int
+    payload_json: str
+
+
 @dataclass(frozen=True)
 class Claim:
     """Rows this flusher owns until `lease_expires_at`; settling checks `token`."""
 
     token: uuid.UUID
-    rows: list[OutboxEvent]
+    rows: list[ClaimedRow]
     lease_expires_at: datetime
 
 
@@ -208,13 +215,16 @@ def claim_batch(
         return None
     if not claimed:
         return None
-    rows = list(
-        _rows(using)
-        .filter(status=OutboxStatus.SENDING, claim_token=token)
-        .order_by("id")
-        .only("id", "payload", "attempts", "created_at")
-    )
+    mine = _rows(using).filter(status=OutboxStatus.SENDING, claim_token=token).order_by("id")
+    rows = [ClaimedRow(*values) for values in _sendable(mine)]
     return Claim(token, rows, lease) if rows else None
+
+
+def _sendable(rows: QuerySet[OutboxEvent]) -> QuerySet[OutboxEvent, tuple[int, int, str]]:
+    # The payload as the database's JSON text: sent as it is, never parsed and dumped again.
+    return rows.annotate(payload_json=Cast("payload", TextField())).values_list(
+        "id", "attempts", "payload_json"
+    )
 
 
 def requeue_expired(*, now: datetime, using: str | None = None) -> int:
@@ -321,14 +331,12 @@ def count_due(*, now: datetime, using: str | None = None) -> int:
     return _rows(using).filter(due(now)).count()
 
 
-def iter_due(
-    *, now: datetime, limit: int | None, using: str | None = None
-) -> Iterator[OutboxEvent]:
+def iter_due(*, now: datetime, limit: int | None, using: str | None = None) -> Iterator[ClaimedRow]:
     """Due rows oldest first, read in chunks, changing nothing (for dry runs)."""
-    rows = _rows(using).filter(due(now)).order_by("id").only("id", "event_type", "payload")
+    rows = _sendable(_rows(using).filter(due(now)).order_by("id"))
     if limit is not None:
         rows = rows[:limit]
-    return rows.iterator(chunk_size=RETENTION_CHUNK)
+    return (ClaimedRow(*values) for values in rows.iterator(chunk_size=RETENTION_CHUNK))
 
 
 RETENTION_CHUNK = 1000
