@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import json
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests import provider_examples
 from tracify_receiver import Fault, Receiver, dedup_key, validate_event
 from tracify_receiver.__main__ import parse_args
 
@@ -35,94 +37,9 @@ IP_KEY = calc_group("192.168.1.1")
 UA_KEY = calc_group("Mozilla/5.0")
 IDENTITY = {EMAIL_KEY: 1, SESSION_KEY: 2, IP_KEY: 3, UA_KEY: 4}
 
-# Copied from the provider's page (tracify-events-api.txt); the conversion example's trailing
-# comma is dropped, and the identity keys are replaced by real hashes in example() below.
-PROVIDER_IDENTITY = """{
-    "d6c77f0e3e6c1c276c2e9e6e7e1d8d0a5b4e7c7e3f1e7e7e5d8f7e2e7d5a5d7e": 1,
-    "b4e6a7c8d9e0f1d2c3b4a5e6f7e8d9c0b1a2d3e4f5d6c7e8a9b0c1d2e3f4d5c6": 2,
-    "e7d6c5b4a3b2c1d0e9f8e7d6c5b4a3d2e1f0d9c8b7a6e5d4c3b2a1d0e9f8c7b6": 3,
-    "a5b4c3d2e1f0e9d8c7b6a5d4c3b2e1d0c9b8a7d6e5f4c3b2a1d0e9f8c7b6a5d4": 4
-}"""
-PROVIDER_EXAMPLES = {
-    "pageview": """{"events": [{
-        "url": "https://www.yourwebsite.com/your-full-path-here",
-        "customer_site_id": "00000000-0000-0000-0000-000000000000",
-        "identity_data": IDENTITY,
-        "datetime": "2024-06-21 12:36:37",
-        "type": "pageview",
-        "data": {
-            "Referer": "https://www.referringwebsite.com",
-            "origin": "https://www.yourwebsite.com",
-            "trc_mcmp_id": "1111111111111111111",
-            "trc_mag_id": "2222222222222222222",
-            "trc_mad_id": "3333333333333333333",
-            "utm_medium": "paid",
-            "utm_source": "fb"
-        }
-    }]}""",
-    "productview": """{"events": [{
-        "url": "https://www.yourwebsite.com/your-full-path-here",
-        "customer_site_id": "00000000-0000-0000-0000-000000000000",
-        "identity_data": IDENTITY,
-        "datetime": "2024-06-21 12:36:40",
-        "type": "productview",
-        "data": {
-            "Referer": "https://www.referringwebsite.com",
-            "origin": "https://www.yourwebsite.com",
-            "trc_mcmp_id": "1111111111111111111",
-            "trc_mag_id": "2222222222222222222",
-            "trc_mad_id": "3333333333333333333",
-            "utm_medium": "paid",
-            "utm_source": "fb"
-        }
-    }]}""",
-    "addtocart": """{"events": [{
-        "url": "https://www.yourwebsite.com/your-full-path-here",
-        "customer_site_id": "00000000-0000-0000-0000-000000000000",
-        "identity_data": IDENTITY,
-        "datetime": "2024-06-21 12:36:40",
-        "type": "addtocart",
-        "data": {
-            "origin": "https://www.yourwebsite.com"
-        }
-    }]}""",
-    "purchase": """{"events": [{
-        "url": "https://www.yourwebsite.com/your-full-path-here",
-        "customer_site_id": "00000000-0000-0000-0000-000000000000",
-        "identity_data": IDENTITY,
-        "datetime": "2024-06-21 12:36:40",
-        "type": "purchase",
-        "data": {
-            "origin": "https://www.yourwebsite.com",
-            "order_id": "123456789",
-            "currency": "EUR",
-            "amount": "100.00",
-            "ITEM1": "Name of Product 1",
-            "AMT1": "25",
-            "QTY1": "2",
-            "ITEM2": "Name of Product 2",
-            "AMT2": "50",
-            "QTY2": "1"
-        }
-    }]}""",
-    "conversion": """{"events": [{
-        "url": "https://www.yourwebsite.com/your-full-path-here",
-        "customer_site_id": "00000000-0000-0000-0000-000000000000",
-        "identity_data": IDENTITY,
-        "datetime": "2024-06-21 12:36:40",
-        "type": "conversion",
-        "data": {
-            "origin": "https://www.yourwebsite.com",
-            "conversion_id": "123456789",
-            "currency": "EUR",
-            "amount": "100.00"
-        }
-    }]}""",
-}
-
 
 def example(name: str) -> dict[str, Any]:
-    """A provider example body, with real identity hashes."""
+    """A provider example body (tests/provider_examples.py), with real identity hashes."""
     if name == "postpurchasesurvey":
         body = example("purchase")
         body["events"][0]["type"] = "postpurchasesurvey"
@@ -132,11 +49,9 @@ def example(name: str) -> dict[str, Any]:
             "source": "podcast",
         }
         return body
-    provider: dict[str, Any] = json.loads(
-        PROVIDER_EXAMPLES[name].replace("IDENTITY", PROVIDER_IDENTITY)
-    )
-    provider["events"][0]["identity_data"] = dict(IDENTITY)
-    return provider
+    one = copy.deepcopy(provider_examples.EXAMPLES[name])
+    one["identity_data"] = dict(IDENTITY)
+    return {"events": [one]}
 
 
 def event(name: str, **data: str) -> dict[str, Any]:
@@ -182,7 +97,7 @@ def control(receiver: Receiver, body: object) -> requests.Response:
 # --- valid events ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(PROVIDER_EXAMPLES))
+@pytest.mark.parametrize("name", sorted(provider_examples.EXAMPLES))
 def test_provider_example_is_accepted(receiver: Receiver, name: str) -> None:
     body = example(name)
 
@@ -195,7 +110,7 @@ def test_provider_example_is_accepted(receiver: Receiver, name: str) -> None:
 
 def test_provider_identity_keys_are_64_hex_too(receiver: Receiver) -> None:
     body = example("pageview")
-    body["events"][0]["identity_data"] = json.loads(PROVIDER_IDENTITY)
+    body["events"][0]["identity_data"] = dict(provider_examples.IDENTITY)
 
     assert post(receiver, body).json() == {"status": True}
 
@@ -208,7 +123,7 @@ def test_postpurchasesurvey_is_accepted(receiver: Receiver) -> None:
 
 
 def test_a_batch_of_every_example_is_accepted_and_counted(receiver: Receiver) -> None:
-    events = [example(name)["events"][0] for name in sorted(PROVIDER_EXAMPLES)]
+    events = [example(name)["events"][0] for name in sorted(provider_examples.EXAMPLES)]
 
     assert post(receiver, {"events": events}).json() == {"status": True}
 
@@ -218,7 +133,7 @@ def test_a_batch_of_every_example_is_accepted_and_counted(receiver: Receiver) ->
         "accepted": 5,
         "rejected": 0,
         "faults": 0,
-        "by_type": dict.fromkeys(sorted(PROVIDER_EXAMPLES), 1),
+        "by_type": dict.fromkeys(sorted(provider_examples.EXAMPLES), 1),
     }
 
 
