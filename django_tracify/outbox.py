@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -31,6 +32,15 @@ _INSERTED = (
     "created_at",
 )
 _RETURNING_VENDORS = ("postgresql", "sqlite")
+_FIELDS = tuple(field.attname for field in OutboxEvent._meta.concrete_fields)
+# What a new row holds in the fields an insert does not set.
+_UNSET: dict[str, Any] = {
+    "attempts": 0,
+    "last_http_status": None,
+    "sent_at": None,
+    "claim_token": None,
+    "lease_expires_at": None,
+}
 
 
 _insert_sql: dict[str, str] = {}
@@ -41,7 +51,11 @@ def _insert_statement(connection: BaseDatabaseWrapper) -> str:
     if sql is None:
         quote = connection.ops.quote_name
         columns = ", ".join(quote(column) for column in _INSERTED)
-        placeholders = ", ".join("%s" for _ in _INSERTED)
+        placeholders = ", ".join(
+            # PostgreSQL: the payload arrives as JSON text, dumped once by us, cast by the server.
+            "%s::jsonb" if column == "payload" and connection.vendor == "postgresql" else "%s"
+            for column in _INSERTED
+        )
         table = quote(OutboxEvent._meta.db_table)
         # Only our own quoted table and column names are interpolated; values are parameters.
         sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {quote('id')}"  # noqa: S608
@@ -63,7 +77,7 @@ def _execute_insert(using: str, fields: dict[str, Any]) -> OutboxEvent:
             _insert_statement(connection),
             (
                 fields["event_type"],
-                connection.ops.adapt_json_value(fields["payload"], None),
+                json.dumps(fields["payload"]),
                 fields["status"],
                 0,
                 when,
@@ -73,10 +87,9 @@ def _execute_insert(using: str, fields: dict[str, Any]) -> OutboxEvent:
             ),
         )
         (row_id,) = cursor.fetchone()
-    row = OutboxEvent(id=row_id, attempts=0, next_attempt_at=fields["created_at"], **fields)
-    row._state.adding = False
-    row._state.db = using
-    return row
+    values = {**_UNSET, **fields, "id": row_id, "next_attempt_at": fields["created_at"]}
+    # Every field, positionally: Model.__init__'s fast path, half the CPU of keywords.
+    return OutboxEvent.from_db(using, _FIELDS, tuple(values[name] for name in _FIELDS))
 
 
 def _insert(
