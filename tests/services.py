@@ -249,18 +249,30 @@ def _is_live_postgres(pid: int) -> bool:
     return command in {"postgres", "postmaster"} and state not in {"Z", "X"}
 
 
+def _run(
+    command: Sequence[str], *, timeout: float | None = None, **options: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run a service's tool quietly: no stdin, output captured as text, never raising on exit."""
+    return subprocess.run(
+        list(command),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        **options,
+    )
+
+
 def _wait_for_postgres(port: int, base: Path) -> None:
     pg_isready = _pg_bin("pg_isready")
     deadline = time.monotonic() + START_TIMEOUT
     while True:
-        result = subprocess.run(
+        result = _run(
             [
                 *(pg_isready, "-q", "-t", "2", "-h", HOST, "-p", str(port)),
                 *("-U", PG_USER, "-d", "postgres"),
-            ],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            check=False,
+            ]
         )
         if result.returncode == 0:
             return
@@ -292,15 +304,7 @@ def _psql(server: PostgresServer, sql: str) -> str:
         *("-h", server.host, "-p", str(server.port), "-U", server.user, "-d", "postgres"),
         *("-c", sql),
     ]
-    result = subprocess.run(
-        command,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env={**os.environ, "PGCONNECT_TIMEOUT": "10"},
-    )
+    result = _run(command, timeout=60, env={**os.environ, "PGCONNECT_TIMEOUT": "10"})
     if result.returncode != 0:
         raise ServiceUnavailable(f"psql {sql!r} failed: {result.stderr.strip()}")
     return result.stdout
@@ -379,12 +383,8 @@ def _run_as_postgres(
     if ids is not None:
         user, group = ids
         extra_groups = os.getgrouplist(PG_OS_USER, group)
-    return subprocess.run(
-        list(command),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
+    return _run(
+        command,
         timeout=timeout,
         user=user,
         group=group,
@@ -445,15 +445,7 @@ def start_redis(port: int = REDIS_PORT, base_dir: Path | None = None) -> str:
             *("--logfile", str(log)),
         ]
         try:
-            result = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=START_TIMEOUT,
-                start_new_session=True,
-            )
+            result = _run(command, timeout=START_TIMEOUT, start_new_session=True)
         except subprocess.TimeoutExpired:
             raise ServiceUnavailable(_with_log("redis-server did not daemonize", log)) from None
         if result.returncode != 0:
