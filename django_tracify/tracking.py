@@ -55,11 +55,14 @@ def record(
     build: Callable[[RequestContext], events.Event],
     request: HttpRequest | None = None,
     identity: Any = None,
+    *,
+    returns_row: bool = True,
 ) -> OutboxEvent | None:
     """Resolve the visitor, build and enqueue; in production no error escapes.
 
     Nothing is stored for a visitor without consent. An error is logged, and bad input is
-    kept as an `invalid` row for the admin.
+    kept as an `invalid` row for the admin. With returns_row=False the stored row is not
+    built (None is returned).
     """
     if not settings.ENABLED:
         return None
@@ -70,7 +73,10 @@ def record(
         if not context.consented:
             return None
         event = build(context)
-        row, created = outbox.store(event)
+        if returns_row:
+            row, created = outbox.store(event)
+        else:
+            row, created = None, outbox.add(event)
         if created:
             note_stored(event.payload)
         return row

@@ -171,3 +171,26 @@ def test_a_failed_enqueue_leaves_the_shops_postgres_transaction_usable(
         after.id,
         kept.id,
     ]
+
+
+def test_rows_stored_on_postgres_read_back_as_returned_and_show_in_the_query_log(
+    pg: None, tracify_settings: Callable[..., None]
+) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    from django_tracify.events import Event
+
+    tracify_settings(DATABASE=FLUSHER)
+    payload = {"type": "purchase", "data": {"ORDERID": "A-1", "note": "ünïcode 'quoted'"}}
+    with CaptureQueriesContext(connections[FLUSHER]) as queries:
+        stored, created = outbox.store(Event("purchase", payload, "purchase:A-1"))
+        assert outbox.add(Event("pageview", {"type": "pageview"}))
+    assert created
+    # The INSERTs bind their values server-side, and still reach Django's query log.
+    assert sum("INSERT INTO" in query["sql"] for query in queries.captured_queries) == 2
+    fresh = OutboxEvent.objects.using(FLUSHER).get(id=stored.id)
+    fields = [field.attname for field in OutboxEvent._meta.concrete_fields]
+    assert [getattr(stored, name) for name in fields] == [getattr(fresh, name) for name in fields]
+    assert fresh.payload == payload
+    assert fresh.next_attempt_at == fresh.created_at
+    assert OutboxEvent.objects.using(FLUSHER).filter(event_type="pageview").count() == 1
