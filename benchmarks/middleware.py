@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,8 +96,51 @@ BROWSER = (
 )
 
 
+def parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def family(pid: int) -> list[int]:
+    """`pid` and its children (a PostgreSQL postmaster and its server processes)."""
+    found = [pid]
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and parent(int(entry.name)) == pid:
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def postmaster(conninfo: str) -> int:
+    import psycopg
+
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return parent(row[0])
+
+
 @contextmanager
-def servers(env: dict[str, str]) -> Iterator[tuple[Server, Server, Server]]:
+def pinned(pids: list[int], cores: set[int]) -> Iterator[None]:
+    """Run `pids` on `cores` (processes they fork later too), as they were afterwards."""
+    before = {}
+    for pid in pids:
+        try:
+            before[pid] = os.sched_getaffinity(pid)
+            os.sched_setaffinity(pid, cores)
+        except OSError:  # gone, or not ours to move
+            continue
+    try:
+        yield
+    finally:
+        for pid, allowed in before.items():
+            with suppress(OSError):
+                os.sched_setaffinity(pid, allowed)
+
+
+@contextmanager
+def servers(env: dict[str, str], conninfo: str | None) -> Iterator[tuple[Server, Server, Server]]:
     started: list[Server] = []
     try:
         for name, tracked in (("plain", "0"), ("tracify", "1"), ("insert", "raw")):
@@ -123,14 +166,19 @@ def servers(env: dict[str, str]) -> Iterator[tuple[Server, Server, Server]]:
                     if time.monotonic() > deadline or server.process.poll() is not None:
                         raise RuntimeError(f"gunicorn ({server.name}) did not start") from None
                     time.sleep(0.1)
-        # Both workers on one core, this client on the other (when there are two): otherwise
-        # whichever worker happens to share the client's core answers later, in every run.
         cores = sorted(os.sched_getaffinity(0))
-        if len(cores) >= 2:
-            os.sched_setaffinity(0, {cores[0]})
-            for server in started:
-                os.sched_setaffinity(server.worker, {cores[1]})
-        yield started[0], started[1], started[2]
+        if len(cores) < 2:
+            yield started[0], started[1], started[2]
+            return
+        # This client on one core; the workers and the database on the other, as a browser
+        # is not on the shop's CPU. Otherwise whichever worker (or database process) happens
+        # to run on the client's core delays the client's reading of an answer: its clock,
+        # not the page, would pay for that work.
+        shop = [server.worker for server in started]
+        if conninfo is not None:
+            shop += family(postmaster(conninfo))
+        with pinned([os.getpid()], {cores[0]}), pinned(shop, {cores[1]}):
+            yield started[0], started[1], started[2]
     finally:
         for server in started:
             server.process.terminate()
@@ -165,9 +213,9 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
 
-def measure(db: str, env: dict[str, str], requests: int) -> dict[str, float]:
+def measure(db: str, env: dict[str, str], requests: int, conninfo: str | None) -> dict[str, float]:
     prepare(env)
-    with servers(env) as (plain, tracked, inserting):
+    with servers(env, conninfo) as (plain, tracked, inserting):
         trio = [plain, tracked, inserting]
         for _ in range(WARMUP):
             for server in trio:
@@ -214,6 +262,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tracify-mw-bench-") as scratch:
         for db in args.db.split(","):
             env = {**base_env, "BENCH_DB": db}
+            conninfo = None
             if db == "sqlite":
                 env["BENCH_SQLITE_PATH"] = str(Path(scratch) / "bench.sqlite3")
             else:
@@ -225,8 +274,9 @@ def main() -> int:
                     BENCH_PG_USER=server.user,
                     BENCH_PG_NAME=PG_DATABASE,
                 )
+                conninfo = server.conninfo
             began = time.monotonic()
-            results[db] = measure(db, env, args.requests)
+            results[db] = measure(db, env, args.requests, conninfo)
             print(f"{db}: {args.requests} requests per server in {time.monotonic() - began:.0f}s")
     return report(results, args.requests)
 
