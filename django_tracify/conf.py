@@ -1,12 +1,13 @@
 """The TRACIFY settings dict, read through one typed property per key.
 
-The dict is looked up once and kept until Django says a setting changed (override_settings
-in tests), so the request path does not go through django.conf on every access.
+Each key is worked out once and kept until Django says TRACIFY or DEBUG changed
+(override_settings in tests), so the request path reads a plain attribute.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import Any, cast
 
 from django.conf import settings as django_settings
@@ -79,7 +80,8 @@ REQUIRED = ("API_KEY", "CUSTOMER_SITE_ID")
 
 
 class Settings:
-    """One typed property per TRACIFY key, read from the TRACIFY dict on each access."""
+    """One typed property per TRACIFY key. Each is worked out on first use and kept until
+    Django's setting_changed reports TRACIFY or DEBUG replaced (override_settings does)."""
 
     def __init__(self) -> None:
         self._raw: dict[str, Any] | None = None
@@ -95,9 +97,12 @@ class Settings:
         return value
 
     def forget(self, *, setting: str, **kwargs: Any) -> None:
-        """setting_changed receiver: look TRACIFY up again after it was replaced."""
-        if setting == "TRACIFY":
+        """setting_changed receiver: work the keys out again after TRACIFY (or DEBUG, which
+        RAISE_ERRORS follows) was replaced."""
+        if setting in ("TRACIFY", "DEBUG"):
             self._raw = None
+            for name in [name for name in vars(self) if name.isupper()]:
+                del self.__dict__[name]
 
     def get(self, key: str) -> Any:
         return self.raw.get(key, DEFAULTS[key])
@@ -108,120 +113,120 @@ class Settings:
             raise ImproperlyConfigured(f"TRACIFY['{key}'] is not set.")
         return str(value)
 
-    @property
+    @cached_property
     def API_KEY(self) -> str:
         return self._required("API_KEY")
 
-    @property
+    @cached_property
     def CUSTOMER_SITE_ID(self) -> str:
         return self._required("CUSTOMER_SITE_ID")
 
-    @property
+    @cached_property
     def ENDPOINT(self) -> str:
         return str(self.get("ENDPOINT"))
 
-    @property
+    @cached_property
     def ENABLED(self) -> bool:
         return bool(self.get("ENABLED"))
 
-    @property
+    @cached_property
     def TIMEOUT(self) -> float:
         return float(self.get("TIMEOUT"))
 
-    @property
+    @cached_property
     def BATCH_SIZE(self) -> int:
         return int(self.get("BATCH_SIZE"))
 
-    @property
+    @cached_property
     def MAX_BODY_BYTES(self) -> int:
         return int(self.get("MAX_BODY_BYTES"))
 
-    @property
+    @cached_property
     def MAX_ATTEMPTS(self) -> int:
         return int(self.get("MAX_ATTEMPTS"))
 
-    @property
+    @cached_property
     def MAX_AGE_SECONDS(self) -> int:
         return int(self.get("MAX_AGE_SECONDS"))
 
-    @property
+    @cached_property
     def BACKOFF_BASE_SECONDS(self) -> float:
         return float(self.get("BACKOFF_BASE_SECONDS"))
 
-    @property
+    @cached_property
     def BACKOFF_MAX_SECONDS(self) -> float:
         return float(self.get("BACKOFF_MAX_SECONDS"))
 
-    @property
+    @cached_property
     def LEASE_SECONDS(self) -> int:
         return int(self.get("LEASE_SECONDS"))
 
-    @property
+    @cached_property
     def RETENTION_DAYS(self) -> int:
         return int(self.get("RETENTION_DAYS"))
 
-    @property
+    @cached_property
     def DEAD_RETENTION_DAYS(self) -> int:
         return int(self.get("DEAD_RETENTION_DAYS"))
 
-    @property
+    @cached_property
     def GZIP(self) -> bool:
         return bool(self.get("GZIP"))
 
-    @property
+    @cached_property
     def ORDER_ADAPTER(self) -> Callable[[Any], Any] | None:
         return _callable_or_none(self.get("ORDER_ADAPTER"), "ORDER_ADAPTER")
 
-    @property
+    @cached_property
     def DEFAULT_CURRENCY(self) -> str | None:
         value = self.get("DEFAULT_CURRENCY")
         return str(value) if value else None
 
-    @property
+    @cached_property
     def RAISE_ERRORS(self) -> bool:
         value = self.get("RAISE_ERRORS")
         return bool(django_settings.DEBUG) if value is None else bool(value)
 
-    @property
+    @cached_property
     def SITE_URL(self) -> str | None:
         value = self.get("SITE_URL")
         return str(value).rstrip("/") if value else None
 
-    @property
+    @cached_property
     def DATABASE(self) -> str | None:
         value = self.get("DATABASE")
         return str(value) if value else None
 
-    @property
+    @cached_property
     def EXCLUDE_PATHS(self) -> tuple[str, ...]:
         return tuple(self.get("EXCLUDE_PATHS"))
 
-    @property
+    @cached_property
     def EXCLUDE_URL_PARAMS(self) -> tuple[str, ...]:
         return tuple(str(name).lower() for name in self.get("EXCLUDE_URL_PARAMS"))
 
-    @property
+    @cached_property
     def TRACK_BOTS(self) -> bool:
         return bool(self.get("TRACK_BOTS"))
 
-    @property
+    @cached_property
     def CONSENT(self) -> Callable[[Any], bool] | None:
         return _callable_or_none(self.get("CONSENT"), "CONSENT")
 
-    @property
+    @cached_property
     def RESPECT_DNT(self) -> bool:
         return bool(self.get("RESPECT_DNT"))
 
-    @property
+    @cached_property
     def TRUSTED_PROXY_COUNT(self) -> int:
         return int(self.get("TRUSTED_PROXY_COUNT"))
 
-    @property
+    @cached_property
     def TRUSTED_PROXIES(self) -> tuple[str, ...]:
         value: Sequence[str] = self.get("TRUSTED_PROXIES")
         return tuple(value)
 
-    @property
+    @cached_property
     def FLUSHERS(self) -> int:
         return int(self.get("FLUSHERS"))
 

@@ -43,11 +43,11 @@ _UNSET: dict[str, Any] = {
 }
 
 
-_insert_sql: dict[str, str] = {}
+_insert_sql: dict[tuple[str, bool], str] = {}
 
 
-def _insert_statement(connection: BaseDatabaseWrapper) -> str:
-    sql = _insert_sql.get(connection.vendor)
+def _insert_statement(connection: BaseDatabaseWrapper, returning: bool) -> str:
+    sql = _insert_sql.get((connection.vendor, returning))
     if sql is None:
         quote = connection.ops.quote_name
         columns = ", ".join(quote(column) for column in _INSERTED)
@@ -58,8 +58,10 @@ def _insert_statement(connection: BaseDatabaseWrapper) -> str:
         )
         table = quote(OutboxEvent._meta.db_table)
         # Only our own quoted table and column names are interpolated; values are parameters.
-        sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {quote('id')}"  # noqa: S608
-        _insert_sql[connection.vendor] = sql
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
+        if returning:
+            sql += f" RETURNING {quote('id')}"
+        _insert_sql[(connection.vendor, returning)] = sql
     return sql
 
 
@@ -90,7 +92,7 @@ def _server_binding_cursor_class(connection: BaseDatabaseWrapper) -> Any:
     return getattr(base, "ServerBindingCursor", None)  # None with psycopg2
 
 
-def _execute_insert(using: str, fields: dict[str, Any]) -> dict[str, Any]:
+def _execute_insert(using: str, fields: dict[str, Any], returning: bool) -> dict[str, Any] | None:
     connection = connections[using]
     if connection.vendor not in _RETURNING_VENDORS or not (
         connection.features.can_return_columns_from_insert
@@ -102,7 +104,7 @@ def _execute_insert(using: str, fields: dict[str, Any]) -> dict[str, Any]:
     when = connection.ops.adapt_datetimefield_value(fields["created_at"])
     with _insert_cursor(connection) as cursor:
         cursor.execute(
-            _insert_statement(connection),
+            _insert_statement(connection, returning),
             (
                 fields["event_type"],
                 json.dumps(fields["payload"]),
@@ -114,11 +116,14 @@ def _execute_insert(using: str, fields: dict[str, Any]) -> dict[str, Any]:
                 when,
             ),
         )
+        if not returning:
+            return None
         (row_id,) = cursor.fetchone()
     return {**_UNSET, **fields, "id": row_id, "next_attempt_at": fields["created_at"]}
 
 
-def _as_row(using: str, values: dict[str, Any]) -> OutboxEvent:
+def _as_row(using: str, values: dict[str, Any] | None) -> OutboxEvent:
+    assert values is not None, "inserted with returning=False"
     # Every field, positionally: Model.__init__'s fast path, half the CPU of keywords.
     return OutboxEvent.from_db(using, _FIELDS, tuple(values[name] for name in _FIELDS))
 
@@ -131,8 +136,9 @@ def _insert(
     dedup_key: str | None = None,
     status: str = OutboxStatus.PENDING,
     last_error: str = "",
-) -> dict[str, Any]:
-    """Insert one row; returns what it holds, id included."""
+    returning: bool = True,
+) -> dict[str, Any] | None:
+    """Insert one row; returns what it holds, id included (None if not `returning`)."""
     fields = {
         "event_type": event_type,
         "payload": payload,
@@ -144,10 +150,10 @@ def _insert(
     if not transaction.get_connection(using).in_atomic_block:
         # Autocommit: a failed insert cannot poison anything, and BEGIN/COMMIT would cost
         # two more round trips on every pageview.
-        return _execute_insert(using, fields)
+        return _execute_insert(using, fields, returning)
     # Inside the shop's transaction: a savepoint, so a failed insert rolls back only itself.
     with transaction.atomic(using=using):
-        return _execute_insert(using, fields)
+        return _execute_insert(using, fields, returning)
 
 
 def enqueue(event: Event) -> OutboxEvent:
@@ -182,7 +188,7 @@ def add(event: Event) -> bool:
     """
     if event.dedup_key:
         return store(event)[1]
-    _insert(outbox_database(), event.event_type, event.payload)
+    _insert(outbox_database(), event.event_type, event.payload, returning=False)
     return True
 
 
