@@ -12,6 +12,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
+from django_tracify.client_ip import proxy_settings_problem
 from django_tracify.conf import DEFAULTS, settings
 
 # id -> (level, message, hint). Messages may be formatted with the offending key/value.
@@ -52,6 +53,13 @@ MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
         checks.Error,
         "The outbox database {alias!r} ({vendor}) cannot claim rows safely.",
         "Use PostgreSQL (SKIP LOCKED) or SQLite; other backends are not supported.",
+    ),
+    "tracify.E008": (
+        checks.Error,
+        "TRACIFY['TRUSTED_PROXIES'] is not usable: {problem}.",
+        "List the proxies that append to X-Forwarded-For, one per hop, outermost first: IP "
+        'addresses, CIDR networks or prefixes on octet boundaries ("10.1."). Until then no '
+        "request gets a context: nothing is tracked.",
     ),
     "tracify.W001": (
         checks.Warning,
@@ -110,6 +118,16 @@ def _settings_messages(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:
             getattr(settings, key)
         except ImproperlyConfigured as err:
             yield message("tracify.E005", key=key, problem=err)
+    yield from _proxy_messages(raw.get("TRUSTED_PROXIES", DEFAULTS["TRUSTED_PROXIES"]))
+
+
+def _proxy_messages(value: Any) -> Iterator[checks.CheckMessage]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        yield message("tracify.E008", problem=f"{value!r} is not a list or tuple")
+        return
+    problem = proxy_settings_problem()
+    if problem:
+        yield message("tracify.E008", problem=problem.rstrip("."))
 
 
 def _csid_messages(value: Any) -> Iterator[checks.CheckMessage]:

@@ -27,6 +27,8 @@ def test_the_test_settings_pass() -> None:
         ({"MAX_ATTEMPTS": True}, "tracify.E004"),
         ({"ORDER_ADAPTER": "shop.nowhere.adapter"}, "tracify.E005"),
         ({"CONSENT": 42}, "tracify.E005"),
+        ({"TRUSTED_PROXIES": ["10.0.0.5", "the load balancer"]}, "tracify.E008"),
+        ({"TRUSTED_PROXIES": "10.0.0.5"}, "tracify.E008"),
         ({"BATCHSIZE": 10}, "tracify.W001"),
     ],
 )
@@ -37,6 +39,17 @@ def test_each_bad_setting_gets_its_check(
     messages = check_settings()
     assert [m.id for m in messages] == [expected]
     assert messages[0].hint
+
+
+def test_usable_trusted_proxies_pass(tracify_settings: Callable[..., None]) -> None:
+    tracify_settings(TRUSTED_PROXIES=["198.51.100.0/24", "10.1.", "2001:db8::1"])
+    assert check_settings() == []
+
+
+def test_a_bad_trusted_proxy_is_named(tracify_settings: Callable[..., None]) -> None:
+    tracify_settings(TRUSTED_PROXIES=["10.0.0.5", "the load balancer"])
+    (problem,) = check_settings()
+    assert "the load balancer" in problem.msg
 
 
 def test_missing_key_is_fine_when_disabled(tracify_settings: Callable[..., None]) -> None:
