@@ -24,6 +24,8 @@ pytestmark = pytest.mark.postgres
 DBNAME = "tracify_claims"
 FLUSHER = "tracify_pg"  # two aliases of one database: two connections, like two flushers
 OTHER_FLUSHER = "tracify_pg_other"
+# The same database through a connection whose own cursors bind values server-side.
+SERVER_BINDING = "tracify_pg_server_binding"
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +41,17 @@ def pg_aliases(
     # A claim that waits for another's row locks instead of skipping them fails, not hangs.
     config["OPTIONS"] = {"options": "-c lock_timeout=3s"}
     # connections.settings is settings.DATABASES; configure_settings fills in the defaults.
-    connections.settings.update({FLUSHER: config, OTHER_FLUSHER: dict(config)})
+    server_binding = {**config, "OPTIONS": {**config["OPTIONS"], "server_side_binding": True}}
+    connections.settings.update(
+        {FLUSHER: config, OTHER_FLUSHER: dict(config), SERVER_BINDING: server_binding}
+    )
     connections.configure_settings(connections.settings)
     try:
         with django_db_blocker.unblock():
             call_command("migrate", database=FLUSHER, verbosity=0)
         yield
     finally:
-        for alias in (FLUSHER, OTHER_FLUSHER):
+        for alias in (FLUSHER, OTHER_FLUSHER, SERVER_BINDING):
             connections[alias].close()
             del connections[alias]
             del connections.settings[alias]
@@ -58,7 +63,7 @@ def pg(pg_aliases: None, django_db_blocker: Any) -> Iterator[None]:
         OutboxEvent.objects.using(FLUSHER).all().delete()
         FlushState.objects.using(FLUSHER).all().delete()
         yield
-        for alias in (FLUSHER, OTHER_FLUSHER):
+        for alias in (FLUSHER, OTHER_FLUSHER, SERVER_BINDING):
             connections[alias].close()
 
 
@@ -173,24 +178,25 @@ def test_a_failed_enqueue_leaves_the_shops_postgres_transaction_usable(
     ]
 
 
+@pytest.mark.parametrize("alias", [FLUSHER, SERVER_BINDING])
 def test_rows_stored_on_postgres_read_back_as_returned_and_show_in_the_query_log(
-    pg: None, tracify_settings: Callable[..., None]
+    pg: None, tracify_settings: Callable[..., None], alias: str
 ) -> None:
     from django.test.utils import CaptureQueriesContext
 
     from django_tracify.events import Event
 
-    tracify_settings(DATABASE=FLUSHER)
+    tracify_settings(DATABASE=alias)
     payload = {"type": "purchase", "data": {"ORDERID": "A-1", "note": "ünïcode 'quoted'"}}
-    with CaptureQueriesContext(connections[FLUSHER]) as queries:
+    with CaptureQueriesContext(connections[alias]) as queries:
         stored, created = outbox.store(Event("purchase", payload, "purchase:A-1"))
         assert outbox.add(Event("pageview", {"type": "pageview"}))
     assert created
     # The INSERTs bind their values server-side, and still reach Django's query log.
     assert sum("INSERT INTO" in query["sql"] for query in queries.captured_queries) == 2
-    fresh = OutboxEvent.objects.using(FLUSHER).get(id=stored.id)
+    fresh = OutboxEvent.objects.using(alias).get(id=stored.id)
     fields = [field.attname for field in OutboxEvent._meta.concrete_fields]
     assert [getattr(stored, name) for name in fields] == [getattr(fresh, name) for name in fields]
     assert fresh.payload == payload
     assert fresh.next_attempt_at == fresh.created_at
-    assert OutboxEvent.objects.using(FLUSHER).filter(event_type="pageview").count() == 1
+    assert OutboxEvent.objects.using(alias).filter(event_type="pageview").count() == 1

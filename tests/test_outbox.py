@@ -57,3 +57,11 @@ def test_a_repeated_dedup_key_returns_the_first_row_as_not_new() -> None:
     again, created_again = outbox.store(Event("purchase", {"n": 2}, "purchase:A-1"))
     assert (created, created_again) == (True, False)
     assert again.pk == first.pk and again.payload == {"n": 1}
+
+
+def test_add_stores_without_a_row_and_keeps_a_dedup_keys_first() -> None:
+    assert outbox.add(Event("pageview", {"n": 1}))
+    assert outbox.add(Event("purchase", {"n": 1}, "purchase:B-1"))
+    assert not outbox.add(Event("purchase", {"n": 2}, "purchase:B-1"))
+    stored = {(row.event_type, row.payload["n"]) for row in OutboxEvent.objects.all()}
+    assert stored == {("pageview", 1), ("purchase", 1)}
