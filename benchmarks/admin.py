@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/admin.py [--runs 15] [--rows 1000000] [--keep]
 
-Starts (or reuses) the local PostgreSQL of tests/services.py and creates two scratch outbox
+Starts (or reuses) the local PostgreSQL of tests/services/ and creates two scratch outbox
 databases, one filled with 1,000 events and one with --rows, in SQL, in realistic proportions.
 The admin reads the outbox through TRACIFY["DATABASE"] (and OutboxRouter), so the same Client,
 logged in as a superuser, alternates between the two: each page is requested on the small

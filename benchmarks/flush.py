@@ -4,7 +4,7 @@
                                          [--backlog 200000] [--db sqlite,postgres]
 
 The local receiver (python -m tracify_receiver) runs in a process of its own, so it does not
-share the flusher's GIL. For each database (a SQLite file; the PostgreSQL of tests/services.py)
+share the flusher's GIL. For each database (a SQLite file; the PostgreSQL of tests/services/)
 and batch size 1, 100 and 500, the same events are delivered, alternately (A B, then B A), by:
 
 - flush: `django_tracify.delivery.flush(batch_size=...)`, claims, leases and all;

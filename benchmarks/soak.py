@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/soak.py --minutes 5
 
 For N minutes a load generator visits a shop (benchmarks/soak_site.py, gunicorn, TracifyMiddleware,
-PostgreSQL from tests/services.py): pageviews of HTML pages and purchases through
+PostgreSQL from tests/services/): pageviews of HTML pages and purchases through
 tracify.track_purchase(order), one purchase per 1,000 events carrying the receiver's poison
 marker. Four `manage.py tracify_flush --loop` processes deliver the outbox to the local receiver
 (tracify_receiver on 127.0.0.1), which answers 20 % of requests with a fault (500, 429 with

@@ -14,13 +14,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests import services
 from tests.service_fixtures import skip_or_fail
 from tests.services import (
     CHROMIUM_ARGS,
     HOST,
     PostgresServer,
     ServiceUnavailable,
+    postgres,
     start_postgres,
     start_redis,
     stop_postgres,
@@ -47,7 +47,7 @@ def query(server: PostgresServer, sql: LiteralString) -> str:
         return str(row[0])
     result = subprocess.run(
         [
-            *(services._pg_bin("psql"), "-X", "-t", "-A", "-v", "ON_ERROR_STOP=1"),
+            *(postgres._pg_bin("psql"), "-X", "-t", "-A", "-v", "ON_ERROR_STOP=1"),
             *("-h", db["HOST"], "-p", db["PORT"], "-U", db["USER"], "-d", db["NAME"], "-c", sql),
         ],
         capture_output=True,
@@ -206,7 +206,7 @@ def test_postgres_refuses_a_port_held_by_another_program(foreign_port: int, tmp_
 def test_missing_postgres_binaries_are_named(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(services, "PG_BINDIR", tmp_path)
+    monkeypatch.setattr(postgres, "PG_BINDIR", tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))
 
     with pytest.raises(ServiceUnavailable, match="initdb is not in"):

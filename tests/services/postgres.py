@@ -1,34 +1,31 @@
-"""Local PostgreSQL, Redis and Chromium for the tests, the benchmarks and the soak runs.
-
-Each server runs in the background under ``<repo>/.services`` and outlives the process that
-started it: a later call (or a later test run, or ``.ci/run``) that finds it answering on its
-port reuses it. From a shell::
-
-    python tests/services.py start     # or: stop, status
-"""
+"""A local PostgreSQL 15 cluster under ``<repo>/.services/postgres``, run as the postgres user."""
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import fcntl
 import os
 import pwd
 import shutil
-import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVICES_DIR = REPO_ROOT / ".services"
-HOST = "127.0.0.1"
+from tests.services.common import (
+    HOST,
+    SERVICES_DIR,
+    START_TIMEOUT,
+    PortState,
+    ServiceUnavailable,
+    exchange,
+    locked,
+    os_errors_as_unavailable,
+    run,
+    with_log,
+)
 
 PG_BINDIR = Path("/usr/lib/postgresql/15/bin")
 PG_PORT = 54329
@@ -36,23 +33,7 @@ PG_USER = "postgres"
 PG_DBNAME = "tracify"
 PG_OS_USER = "postgres"  # PostgreSQL refuses to run as root
 
-REDIS_PORT = 63799
 
-CHROMIUM_PATH = Path("/usr/bin/chromium")
-# Without the networking flags Chromium keeps dialling Google's hosts, which this closed
-# network refuses; --no-sandbox because CI runs as root. Callers add --headless themselves.
-CHROMIUM_ARGS: list[str] = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-sync",
-]
-
-START_TIMEOUT = 60.0
-PROBE_TIMEOUT = 2.0
 # sun_path is 108 bytes with its NUL; PostgreSQL adds "/.s.PGSQL.<port>" to the folder.
 MAX_SOCKET_DIR_LENGTH = 80
 
@@ -68,16 +49,6 @@ POSTGRES_TEST_SETTINGS = {
     "jit": "off",
     "log_min_messages": "warning",
 }
-
-PortState = Literal["free", "ours", "other"]
-
-
-class ServiceUnavailable(Exception):
-    """A local service could not be started or reached; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -114,9 +85,6 @@ class PostgresServer:
         return self.url
 
 
-# --- PostgreSQL -----------------------------------------------------------------------------
-
-
 def start_postgres(base_dir: Path | None = None, port: int = PG_PORT) -> PostgresServer:
     """Start PostgreSQL (or reuse the one already on ``port``) with database ``tracify``.
 
@@ -124,8 +92,8 @@ def start_postgres(base_dir: Path | None = None, port: int = PG_PORT) -> Postgre
     ``data/``, the log in ``postgres.log``. Raises ServiceUnavailable when it cannot start.
     """
     base = _postgres_base(base_dir)
-    with _os_errors_as_unavailable("PostgreSQL"), _locked(base / "start.lock"):
-        state = _probe_postgres(port)
+    with os_errors_as_unavailable("PostgreSQL"), locked(base / "start.lock"):
+        state = probe_postgres(port)
         if state == "other":
             raise ServiceUnavailable(
                 f"port {port} on {HOST} is in use by something that is not PostgreSQL"
@@ -195,9 +163,9 @@ def _cold_start_postgres(base: Path, port: int) -> None:
             timeout=START_TIMEOUT + 30,
         )
     except subprocess.TimeoutExpired:
-        raise ServiceUnavailable(_with_log("pg_ctl start timed out", log)) from None
+        raise ServiceUnavailable(with_log("pg_ctl start timed out", log)) from None
     if result.returncode != 0:
-        raise ServiceUnavailable(_with_log(f"pg_ctl start failed: {result.stderr.strip()}", log))
+        raise ServiceUnavailable(with_log(f"pg_ctl start failed: {result.stderr.strip()}", log))
     _wait_for_postgres(port, base)
 
 
@@ -209,14 +177,14 @@ def _write_postgres_config(data: Path, port: int, socket_dir: Path) -> None:
         **POSTGRES_TEST_SETTINGS,
     }
     conf = "".join(f"{key} = {value}\n" for key, value in settings.items())
-    _write_postgres_file(data / "tracify.conf", "# written by tests/services.py\n" + conf)
+    _write_postgres_file(data / "tracify.conf", "# written by tests/services/postgres.py\n" + conf)
     main_conf = data / "postgresql.conf"
     include = "include_if_exists = 'tracify.conf'\n"
     if include not in main_conf.read_text():
         _write_postgres_file(main_conf, main_conf.read_text() + include)
     _write_postgres_file(
         data / "pg_hba.conf",
-        "# written by tests/services.py: trust, on loopback only\n"
+        "# written by tests/services/postgres.py: trust, on loopback only\n"
         "local all all trust\n"
         f"host all all {HOST}/32 trust\n",
     )
@@ -249,26 +217,11 @@ def _is_live_postgres(pid: int) -> bool:
     return command in {"postgres", "postmaster"} and state not in {"Z", "X"}
 
 
-def _run(
-    command: Sequence[str], *, timeout: float | None = None, **options: Any
-) -> subprocess.CompletedProcess[str]:
-    """Run a service's tool quietly: no stdin, output captured as text, never raising on exit."""
-    return subprocess.run(
-        list(command),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-        **options,
-    )
-
-
 def _wait_for_postgres(port: int, base: Path) -> None:
     pg_isready = _pg_bin("pg_isready")
     deadline = time.monotonic() + START_TIMEOUT
     while True:
-        result = _run(
+        result = run(
             [
                 *(pg_isready, "-q", "-t", "2", "-h", HOST, "-p", str(port)),
                 *("-U", PG_USER, "-d", "postgres"),
@@ -278,7 +231,7 @@ def _wait_for_postgres(port: int, base: Path) -> None:
             return
         if time.monotonic() > deadline:
             raise ServiceUnavailable(
-                _with_log(
+                with_log(
                     f"PostgreSQL on port {port} not ready in {START_TIMEOUT:.0f}s",
                     base / "postgres.log",
                 )
@@ -304,15 +257,15 @@ def _psql(server: PostgresServer, sql: str) -> str:
         *("-h", server.host, "-p", str(server.port), "-U", server.user, "-d", "postgres"),
         *("-c", sql),
     ]
-    result = _run(command, timeout=60, env={**os.environ, "PGCONNECT_TIMEOUT": "10"})
+    result = run(command, timeout=60, env={**os.environ, "PGCONNECT_TIMEOUT": "10"})
     if result.returncode != 0:
         raise ServiceUnavailable(f"psql {sql!r} failed: {result.stderr.strip()}")
     return result.stdout
 
 
-def _probe_postgres(port: int) -> PortState:
+def probe_postgres(port: int) -> PortState:
     # An SSLRequest gets a one-byte answer, "S" or "N", from any PostgreSQL server.
-    answer = _exchange(port, struct.pack("!ii", 8, 80877103))
+    answer = exchange(port, struct.pack("!ii", 8, 80877103))
     if answer is None:
         return "free"
     return "ours" if answer[:1] in {b"S", b"N"} else "other"
@@ -383,7 +336,7 @@ def _run_as_postgres(
     if ids is not None:
         user, group = ids
         extra_groups = os.getgrouplist(PG_OS_USER, group)
-    return _run(
+    return run(
         command,
         timeout=timeout,
         user=user,
@@ -402,176 +355,10 @@ def _run_checked(command: Sequence[str], what: str, log: Path) -> None:
         raise ServiceUnavailable(f"{what} timed out") from None
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()
-        raise ServiceUnavailable(_with_log(f"{what} failed: {output}", log))
+        raise ServiceUnavailable(with_log(f"{what} failed: {output}", log))
 
 
 def _write_postgres_file(path: Path, text: str) -> None:
     path.write_text(text)
     path.chmod(0o600)
     _chown_to_postgres(path)
-
-
-# --- Redis ----------------------------------------------------------------------------------
-
-
-def start_redis(port: int = REDIS_PORT, base_dir: Path | None = None) -> str:
-    """Start redis-server on 127.0.0.1 without persistence (or reuse it); return its URL.
-
-    Its files (pid file, log) go to ``base_dir``, by default ``<repo>/.services/redis``.
-    Raises ServiceUnavailable when it cannot start.
-    """
-    base = Path(base_dir).absolute() if base_dir is not None else SERVICES_DIR / "redis"
-    url = f"redis://{HOST}:{port}/0"
-    log = base / f"redis-{port}.log"
-    pid_file = base / f"redis-{port}.pid"
-    with _os_errors_as_unavailable("Redis"), _locked(base / f"redis-{port}.lock"):
-        state = _probe_redis(port)
-        if state == "other":
-            raise ServiceUnavailable(
-                f"port {port} on {HOST} is in use by something that is not Redis"
-            )
-        if state == "ours":
-            return url
-        redis_server = shutil.which("redis-server")
-        if redis_server is None:
-            raise ServiceUnavailable(
-                "redis-server is not on PATH: run scripts/install-system-deps.sh as root"
-            )
-        command = [
-            redis_server,
-            *("--port", str(port), "--bind", HOST, "--protected-mode", "yes"),
-            *("--save", "", "--appendonly", "no", "--dir", str(base)),
-            *("--daemonize", "yes", "--pidfile", str(pid_file)),
-            *("--logfile", str(log)),
-        ]
-        try:
-            result = _run(command, timeout=START_TIMEOUT, start_new_session=True)
-        except subprocess.TimeoutExpired:
-            raise ServiceUnavailable(_with_log("redis-server did not daemonize", log)) from None
-        if result.returncode != 0:
-            output = (result.stdout + result.stderr).strip()
-            raise ServiceUnavailable(_with_log(f"redis-server failed: {output}", log))
-        deadline = time.monotonic() + START_TIMEOUT
-        while _probe_redis(port) != "ours":
-            if time.monotonic() > deadline or _daemon_died(pid_file):
-                raise ServiceUnavailable(_with_log(f"Redis on port {port} did not come up", log))
-            time.sleep(0.05)
-    return url
-
-
-def stop_redis(port: int = REDIS_PORT) -> None:
-    """Shut down the Redis server on ``port`` without saving; a no-op if none runs there."""
-    if _probe_redis(port) != "ours":
-        return
-    _exchange(port, b"SHUTDOWN NOSAVE\r\n")
-    deadline = time.monotonic() + START_TIMEOUT
-    while _probe_redis(port) != "free":
-        if time.monotonic() > deadline:
-            raise ServiceUnavailable(f"Redis on port {port} did not shut down")
-        time.sleep(0.05)
-
-
-def _daemon_died(pid_file: Path) -> bool:
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return False  # not written yet
-    return not Path(f"/proc/{pid}").exists()
-
-
-def _probe_redis(port: int) -> PortState:
-    answer = _exchange(port, b"PING\r\n")
-    if answer is None:
-        return "free"
-    return "ours" if answer.startswith(b"+PONG") else "other"
-
-
-# --- Chromium -------------------------------------------------------------------------------
-
-
-def chromium_executable() -> str | None:
-    """The path of Debian's Chromium, or None when it is not installed."""
-    if CHROMIUM_PATH.is_file() and os.access(CHROMIUM_PATH, os.X_OK):
-        return str(CHROMIUM_PATH)
-    return shutil.which("chromium")
-
-
-# --- shared ---------------------------------------------------------------------------------
-
-
-def _exchange(port: int, message: bytes) -> bytes | None:
-    """Send ``message`` and return the first bytes of the answer; None if nothing listens."""
-    try:
-        with socket.create_connection((HOST, port), timeout=PROBE_TIMEOUT) as sock:
-            sock.sendall(message)
-            return sock.recv(64)
-    except ConnectionRefusedError:
-        return None
-    except OSError:  # a listener that does not answer (or resets) is someone else's
-        return b""
-
-
-@contextlib.contextmanager
-def _os_errors_as_unavailable(service: str) -> Iterator[None]:
-    try:
-        yield
-    except OSError as err:  # e.g. a folder left by another user
-        raise ServiceUnavailable(f"{service} could not start: {err}") from err
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise starts across processes (e.g. pytest-xdist workers)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _with_log(message: str, log: Path, lines: int = 15) -> str:
-    try:
-        tail = log.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return message
-    return message + f"\n--- last lines of {log} ---\n" + "\n".join(tail)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Start, stop or look at the local PostgreSQL and Redis used by the tests."
-    )
-    parser.add_argument("action", choices=["start", "stop", "status"])
-    parser.add_argument("service", nargs="?", choices=["postgres", "redis"])
-    args = parser.parse_args(argv)
-    wanted = [args.service] if args.service else ["postgres", "redis"]
-    labels = {"free": "not running", "ours": "running", "other": "port taken by another program"}
-    try:
-        if "postgres" in wanted:
-            if args.action == "start":
-                began = time.monotonic()
-                server = start_postgres()
-                print(f"postgres: {server.url} (ready in {time.monotonic() - began:.1f}s)")
-            elif args.action == "stop":
-                stop_postgres()
-                print("postgres: stopped")
-            else:
-                print(f"postgres: {labels[_probe_postgres(PG_PORT)]} on port {PG_PORT}")
-        if "redis" in wanted:
-            if args.action == "start":
-                print(f"redis: {start_redis()}")
-            elif args.action == "stop":
-                stop_redis()
-                print("redis: stopped")
-            else:
-                print(f"redis: {labels[_probe_redis(REDIS_PORT)]} on port {REDIS_PORT}")
-    except ServiceUnavailable as err:
-        print(f"services: {err.reason}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
