@@ -5,11 +5,27 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
-from tests.services.common import ServiceUnavailable
+from tests.services.common import PortState, ServiceUnavailable
 from tests.services.postgres import PG_PORT, probe_postgres, start_postgres, stop_postgres
 from tests.services.redis import REDIS_PORT, probe_redis, start_redis, stop_redis
+
+LABELS = {"free": "not running", "ours": "running", "other": "port taken by another program"}
+
+
+class Service(NamedTuple):
+    start: Callable[[], object]
+    stop: Callable[[], None]
+    probe: Callable[[int], PortState]
+    port: int
+
+
+SERVICES = {
+    "postgres": Service(start_postgres, stop_postgres, probe_postgres, PG_PORT),
+    "redis": Service(start_redis, stop_redis, probe_redis, REDIS_PORT),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -17,29 +33,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Start, stop or look at the local PostgreSQL and Redis used by the tests."
     )
     parser.add_argument("action", choices=["start", "stop", "status"])
-    parser.add_argument("service", nargs="?", choices=["postgres", "redis"])
+    parser.add_argument("service", nargs="?", choices=list(SERVICES))
     args = parser.parse_args(argv)
-    wanted = [args.service] if args.service else ["postgres", "redis"]
-    labels = {"free": "not running", "ours": "running", "other": "port taken by another program"}
     try:
-        if "postgres" in wanted:
+        for name in [args.service] if args.service else list(SERVICES):
+            service = SERVICES[name]
             if args.action == "start":
                 began = time.monotonic()
-                server = start_postgres()
-                print(f"postgres: {server.url} (ready in {time.monotonic() - began:.1f}s)")
+                where = service.start()
+                print(f"{name}: {where} (ready in {time.monotonic() - began:.1f}s)")
             elif args.action == "stop":
-                stop_postgres()
-                print("postgres: stopped")
+                service.stop()
+                print(f"{name}: stopped")
             else:
-                print(f"postgres: {labels[probe_postgres(PG_PORT)]} on port {PG_PORT}")
-        if "redis" in wanted:
-            if args.action == "start":
-                print(f"redis: {start_redis()}")
-            elif args.action == "stop":
-                stop_redis()
-                print("redis: stopped")
-            else:
-                print(f"redis: {labels[probe_redis(REDIS_PORT)]} on port {REDIS_PORT}")
+                print(f"{name}: {LABELS[service.probe(service.port)]} on port {service.port}")
     except ServiceUnavailable as err:
         print(f"services: {err.reason}", file=sys.stderr)
         return 1
