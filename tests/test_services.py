@@ -160,6 +160,18 @@ def test_second_start_reuses_the_running_postgres(postgres_server: PostgresServe
 
 
 @pytest.mark.postgres
+def test_the_command_line_reports_a_running_postgres(
+    postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.services.__main__ import main
+
+    assert main(["status", "postgres"]) == 0
+    assert capsys.readouterr().out == "postgres: running on port 54329\n"
+    assert main(["start", "postgres"]) == 0
+    assert capsys.readouterr().out.startswith(f"postgres: {postgres_server.url} (ready in ")
+
+
+@pytest.mark.postgres
 def test_django_database_entry_and_url(postgres_server: PostgresServer) -> None:
     assert postgres_server.django_database() == {
         "ENGINE": "django.db.backends.postgresql",
