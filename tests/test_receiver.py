@@ -7,12 +7,16 @@ import gzip
 import hashlib
 import json
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -458,6 +462,26 @@ def test_reset_aborts_the_connection_without_an_answer(receiver: Receiver) -> No
     assert receiver.accepted_events() == []
     assert receiver.requests()[0].status is None
     assert post(receiver, body).json() == {"status": True}
+
+
+def test_a_client_that_resets_mid_body_gets_one_line_not_a_traceback(
+    receiver: Receiver, capfd: pytest.CaptureFixture[str]
+) -> None:
+    parts = urlsplit(receiver.endpoint)
+    with socket.create_connection((parts.hostname, parts.port)) as sock:
+        sock.sendall(
+            f"POST {parts.path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{".encode()
+        )
+        time.sleep(0.2)  # the handler is now waiting for the rest of the body
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    deadline = time.monotonic() + 5
+    err = ""
+    while "went away" not in err and time.monotonic() < deadline:
+        time.sleep(0.05)
+        err += capfd.readouterr().err
+    assert "went away" in err
+    assert "Traceback" not in err
+    assert post(receiver, example("purchase")).json() == {"status": True}
 
 
 def test_the_script_is_first_in_first_out_and_ok_passes_through(receiver: Receiver) -> None:

@@ -8,6 +8,7 @@ import json
 import socket
 import socketserver
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -194,6 +195,15 @@ class _Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         host, port = self.socket.getsockname()[:2]
         self.server_name, self.server_port = host, port
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-request (a flusher killed, a timeout) is not the
+        # receiver's fault: one line instead of a traceback.
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionResetError, BrokenPipeError)):
+            print(f"tracify_receiver: {client_address[0]} went away: {error}", file=sys.stderr)
+            return
+        super().handle_error(request, client_address)
 
 
 class _BodyError(Exception):
