@@ -87,6 +87,8 @@ def _server_binding_cursor_class(connection: BaseDatabaseWrapper) -> Any:
         return None
     if connection.settings_dict["OPTIONS"].get("server_side_binding"):
         return None  # connection.cursor() binds server-side already
+    if not hasattr(connection, "_prepare_cursor"):
+        return None  # a Django without it: the plain cursor still works
     from django.db.backends.postgresql import base
 
     return getattr(base, "ServerBindingCursor", None)  # None with psycopg2
