@@ -8,6 +8,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+# How much of an error an outbox row keeps in last_error.
+MAX_ERROR_LENGTH = 2000
+
 
 class OutboxStatus(models.TextChoices):
     PENDING = "pending", "pending"

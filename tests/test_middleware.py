@@ -306,7 +306,7 @@ def test_a_failing_insert_does_not_break_the_page(
     for raise_errors in (True, False):
         tracify_settings(RAISE_ERRORS=raise_errors)
         failing = DatabaseError("disk I/O error")
-        with mock.patch("django_tracify.outbox._insert", side_effect=failing):
+        with mock.patch("django_tracify.outbox.enqueueing._insert", side_effect=failing):
             assert browser("/page/").status_code == 200
         assert "pageview not recorded" in caplog.text
         caplog.clear()

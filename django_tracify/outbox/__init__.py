@@ -1,0 +1,44 @@
+"""The outbox rows; this package is the only code that changes them.
+
+enqueueing: new rows, one INSERT each. states: claim, settle, requeue, retry, discard and
+retention of the rows already there.
+"""
+
+from django_tracify.outbox.enqueueing import add, enqueue, record_invalid, store
+from django_tracify.outbox.states import (
+    Claim,
+    ClaimedRow,
+    claim_batch,
+    count_due,
+    delete_expired,
+    discard,
+    due,
+    iter_due,
+    mark_dead,
+    mark_retry,
+    mark_sent,
+    release,
+    requeue_expired,
+    retry_now,
+)
+
+__all__ = [
+    "Claim",
+    "ClaimedRow",
+    "add",
+    "claim_batch",
+    "count_due",
+    "delete_expired",
+    "discard",
+    "due",
+    "enqueue",
+    "iter_due",
+    "mark_dead",
+    "mark_retry",
+    "mark_sent",
+    "record_invalid",
+    "release",
+    "requeue_expired",
+    "retry_now",
+    "store",
+]
