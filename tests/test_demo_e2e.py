@@ -17,19 +17,21 @@ from pathlib import Path
 import pytest
 
 from django_tracify.identity import hash_email
-from example_project.demo import (
-    ADMIN_LOGIN,
+from example_project.demo_journey import (
     BROWSER_USER_AGENT,
     JOURNEY_TYPES,
+    Item,
+    Journey,
+    check_received,
+    journey_events,
+)
+from example_project.demo_processes import (
+    ADMIN_LOGIN,
     LANDING_PARAMS,
     REPO_DIR,
     Demo,
     DemoConfig,
-    Item,
-    Journey,
-    check_received,
     free_port,
-    journey_events,
 )
 from tests.services import CHROMIUM_ARGS
 
