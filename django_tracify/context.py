@@ -34,6 +34,8 @@ MAX_PARAM_LENGTH = 512
 MAX_PARAMS = 50
 SNAPSHOT_VERSION = 1
 SESSION_KEY = "_tracify_url_params"
+# Set while the session holds pending parameters: without it the session is not read for them.
+PENDING_COOKIE = "tracify_pending"
 
 
 @dataclass
@@ -182,10 +184,18 @@ def has_pending_params(request: HttpRequest) -> bool:
     return bool(request.META.get("QUERY_STRING")) or bool(kept_url_params(request))
 
 
+def has_pending_marker(request: HttpRequest) -> bool:
+    return bool(request.COOKIES.get(PENDING_COOKIE))  # a deleted cookie may come back empty
+
+
 def kept_url_params(request: HttpRequest) -> dict[str, str]:
     """The URL parameters an earlier request of this session left pending."""
     session = getattr(request, "session", None)
     if session is None:
+        return {}
+    # Loading a session is a database query on most backends: only when it is loaded anyway,
+    # or when the browser carries the marker set along with the parameters.
+    if not session.accessed and not has_pending_marker(request):
         return {}
     # Peeking must not add "Vary: Cookie" to pages that do not otherwise use the session.
     accessed = session.accessed
@@ -227,13 +237,21 @@ def note_stored(payload: Any) -> None:
         context.delivery.carried = True
 
 
-def settle_url_params(request: HttpRequest, context: RequestContext, *, carried: bool) -> None:
-    """Clear the session's pending URL parameters once carried, else keep them there."""
+def settle_url_params(
+    request: HttpRequest, context: RequestContext, *, carried: bool
+) -> bool | None:
+    """Clear the session's pending URL parameters once carried, else keep them there.
+
+    Returns whether the session holds pending parameters now (None: no session, or no
+    consent, and nothing was looked at).
+    """
     session = getattr(request, "session", None)
     if session is None or not context.consented:
-        return
+        return None
     if carried or context.delivery.carried:
         if context.delivery.kept:
             session.pop(SESSION_KEY, None)
-    elif context.url_params and context.url_params != context.delivery.kept:
+        return False
+    if context.url_params and context.url_params != context.delivery.kept:
         session[SESSION_KEY] = dict(context.url_params)
+    return bool(context.url_params)

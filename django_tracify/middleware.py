@@ -14,14 +14,17 @@ from functools import lru_cache, partial
 from typing import cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings as django_settings
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
 from django_tracify.bots import is_bot
 from django_tracify.conf import settings
 from django_tracify.context import (
+    PENDING_COOKIE,
     LazyContext,
     activate,
+    has_pending_marker,
     has_pending_params,
     settle_url_params,
     user_agent,
@@ -76,6 +79,28 @@ def is_page_seen(request: HttpRequest, response: HttpResponseBase) -> bool:
     if request.META.get("HTTP_SEC_FETCH_MODE", "navigate") != "navigate":
         return False
     return not is_speculative(request)
+
+
+def mark_pending(request: HttpRequest, response: HttpResponseBase, held: bool) -> None:
+    """Set or delete the cookie that says the session holds pending URL parameters."""
+    if held == has_pending_marker(request):
+        return
+    path = django_settings.SESSION_COOKIE_PATH
+    domain = django_settings.SESSION_COOKIE_DOMAIN
+    samesite = django_settings.SESSION_COOKIE_SAMESITE
+    if not held:
+        response.delete_cookie(PENDING_COOKIE, path=path, domain=domain, samesite=samesite)
+        return
+    response.set_cookie(
+        PENDING_COOKIE,
+        "1",
+        max_age=django_settings.SESSION_COOKIE_AGE,
+        path=path,
+        domain=domain,
+        secure=bool(django_settings.SESSION_COOKIE_SECURE),
+        httponly=True,
+        samesite=samesite,
+    )
 
 
 def record_pageview(request: HttpRequest) -> None:
@@ -138,7 +163,11 @@ class TracifyMiddleware:
                 if not context.consented:
                     return
                 # Decided now: SessionMiddleware saves the session before the page is sent.
-                settle_url_params(request, context, carried=seen)
+                held = settle_url_params(request, context, carried=seen)
+                if held is not None:
+                    mark_pending(request, response, held)
+            elif has_pending_marker(request):
+                mark_pending(request, response, False)  # the session lost them (a logout)
             if seen:
                 # Django calls these from response.close(), once the server has sent it.
                 closers: list[Callable[[], object]] = response._resource_closers  # type: ignore[attr-defined]

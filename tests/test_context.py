@@ -7,6 +7,7 @@ from django.contrib.sessions.backends.signed_cookies import SessionStore
 
 from django_tracify.context import (
     MAX_PARAMS,
+    PENDING_COOKIE,
     SESSION_KEY,
     activate,
     context_from_request,
@@ -19,6 +20,7 @@ def with_session(request: Any, kept: dict[str, str] | None = None) -> Any:
     request.session = SessionStore()
     if kept is not None:
         request.session[SESSION_KEY] = kept
+        request.COOKIES[PENDING_COOKIE] = "1"  # set with them, by the middleware
     request.session.accessed = request.session.modified = False
     return request
 

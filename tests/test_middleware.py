@@ -12,7 +12,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
 
-from django_tracify.context import SESSION_KEY
+from django_tracify.context import PENDING_COOKIE, SESSION_KEY
 from django_tracify.identity import hash_email, hash_identity
 from django_tracify.middleware import TracifyMiddleware
 from django_tracify.models import OutboxEvent
@@ -337,6 +337,49 @@ def test_a_missing_outbox_table_does_not_break_the_page(
         assert fetch("/thanks/").status_code == 200
     assert "pageview not recorded" in caplog.text
     assert "purchase not recorded" in caplog.text
+
+
+def test_a_returning_visitor_costs_no_query_before_the_page_is_sent(
+    rf: RequestFactory, db: None
+) -> None:
+    from django.conf import settings
+    from django.contrib.auth.middleware import AuthenticationMiddleware
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.middleware import SessionMiddleware
+    from django.test.utils import CaptureQueriesContext
+
+    session = SessionStore()
+    session["cart"] = [1]
+    session.create()
+    request = rf.get("/page/", HTTP_USER_AGENT=BROWSER_UA)
+    request.COOKIES[settings.SESSION_COOKIE_NAME] = session.session_key
+    site = SessionMiddleware(
+        AuthenticationMiddleware(TracifyMiddleware(lambda request: HttpResponse("<p>hi</p>")))
+    )
+    with CaptureQueriesContext(connection) as queries:
+        response = site(request)
+    # Nothing pending (no marker cookie): the session is not read for parameters.
+    assert queries.captured_queries == []
+    response.close()
+    assert len(pageviews()) == 1
+
+
+def test_the_pending_marker_cookie_comes_and_goes_with_the_parameters(browser: Fetch) -> None:
+    landing = browser("/go/?utm_source=fb")
+    marker = landing.cookies[PENDING_COOKIE]
+    assert (marker.value, marker["httponly"], marker["max-age"]) == ("1", True, 1209600)
+    carried = browser("/page/")
+    assert carried.cookies[PENDING_COOKIE]["max-age"] == 0  # deleted
+    assert pageviews()[0].payload["data"]["utm_source"] == "fb"
+    assert PENDING_COOKIE not in browser("/page/").cookies
+
+
+def test_a_marker_without_parameters_in_the_session_is_deleted(browser: Fetch) -> None:
+    browser("/go/?utm_source=fb")
+    Session.objects.all().delete()  # e.g. a logout flushed the session
+    response = browser("/page/")
+    assert response.cookies[PENDING_COOKIE]["max-age"] == 0
+    assert "utm_source" not in pageviews()[0].payload["data"]
 
 
 def test_the_session_keeps_only_what_is_pending(browser: Fetch) -> None:
