@@ -64,10 +64,13 @@ def free_port() -> int:
         return port
 
 
-def fetch(port: int, target: str) -> tuple[float, bytes]:
+def fetch(port: int, target: str, cookie: str = "") -> tuple[float, bytes]:
     """One request on a new connection: seconds to the first byte, and the whole answer."""
     # HTTP/1.0: no chunked encoding, and the server closes the connection when done.
-    request = f"GET {target} HTTP/1.0\r\nHost: {HOST}\r\nUser-Agent: {BROWSER}\r\n\r\n"
+    headers = f"Host: {HOST}\r\nUser-Agent: {BROWSER}\r\n"
+    if cookie:
+        headers += f"Cookie: {cookie}\r\n"
+    request = f"GET {target} HTTP/1.0\r\n{headers}\r\n"
     with socket.create_connection((HOST, port)) as sock:
         began = time.perf_counter()
         sock.sendall(request.encode())
@@ -219,19 +222,24 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
 
-def measure(db: str, env: dict[str, str], requests: int, conninfo: str | None) -> dict[str, float]:
+def measure(
+    db: str, env: dict[str, str], requests: int, conninfo: str | None, returning: bool
+) -> dict[str, float]:
     prepare(env)
     with servers(env, conninfo) as (plain, tracked, inserting):
         trio = [plain, tracked, inserting]
+        cookie = ""
+        if returning:  # the cookie of a session that holds a cart (and no login)
+            cookie = f"sessionid={body(fetch(plain.port, '/__session')[1]).decode()}"
         for _ in range(WARMUP):
             for server in trio:
-                fetch(server.port, "/product/")
+                fetch(server.port, "/product/", cookie)
         raw: list[float] = []
         cpu_before = {server.name: cpu_seconds(server.worker) for server in trio}
         for number in range(requests):
             random.shuffle(trio)
             for server in trio:
-                ttfb, answer = fetch(server.port, "/product/")
+                ttfb, answer = fetch(server.port, "/product/", cookie)
                 body(answer)
                 server.ttfb.append(ttfb)
             if number % (requests // 3) == 0:
@@ -261,6 +269,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1500, help="per server and database")
     parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument(
+        "--returning",
+        action="store_true",
+        help="every request carries the session cookie of a returning, anonymous visitor",
+    )
     args = parser.parse_args()
     base_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     base_env.pop("DJANGO_SETTINGS_MODULE", None)
@@ -282,7 +295,7 @@ def main() -> int:
                 )
                 conninfo = server.conninfo
             began = time.monotonic()
-            results[db] = measure(db, env, args.requests, conninfo)
+            results[db] = measure(db, env, args.requests, conninfo, args.returning)
             print(f"{db}: {args.requests} requests per server in {time.monotonic() - began:.0f}s")
     return report(results, args.requests)
 

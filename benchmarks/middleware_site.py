@@ -60,6 +60,13 @@ def page(request: HttpRequest) -> HttpResponse:
     return HttpResponse(PAGE)
 
 
+def new_session(request: HttpRequest) -> HttpResponse:
+    """A stored session with a cart in it; its key, for a returning visitor's cookie."""
+    request.session["cart"] = [{"product": 1, "quantity": 2}]
+    request.session.save()
+    return HttpResponse(request.session.session_key, content_type="text/plain")
+
+
 def worker_pid(request: HttpRequest) -> HttpResponse:
     return HttpResponse(str(os.getpid()), content_type="text/plain")
 
@@ -149,6 +156,7 @@ django.setup()
 urlpatterns = [
     path("product/", page),
     path("__pid", worker_pid),
+    path("__session", new_session),
     path("__raw-inserts", raw_inserts),
 ]
 

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 from django.utils.encoding import escape_uri_path, iri_to_uri
+from django.utils.functional import LazyObject, empty
 
 from django_tracify.client_ip import client_ip
 from django_tracify.conf import settings
@@ -129,12 +130,26 @@ def user_agent(request: HttpRequest) -> str:
     return str(request.META.get("HTTP_USER_AGENT") or "")
 
 
-def user_email(request: HttpRequest) -> str | None:
+def user_email(request: HttpRequest, *, look_up: bool = True) -> str | None:
+    """The email of the logged-in visitor. Without `look_up`, only if finding out costs no
+    query: request.user was already used, or the session is loaded anyway."""
     user = getattr(request, "user", None)
+    if not look_up and not is_loaded(user) and not session_loaded(request):
+        return None
     if user is None or not getattr(user, "is_authenticated", False):
         return None
     email = getattr(user, "email", None)
     return str(email) if email else None
+
+
+def is_loaded(user: Any) -> bool:
+    """False for AuthenticationMiddleware's request.user before anything has used it."""
+    return not isinstance(user, LazyObject) or user._wrapped is not empty
+
+
+def session_loaded(request: HttpRequest) -> bool:
+    session = getattr(request, "session", None)
+    return session is not None and bool(session.accessed)
 
 
 def request_url(request: HttpRequest) -> tuple[str | None, str | None]:
@@ -204,14 +219,16 @@ def kept_url_params(request: HttpRequest) -> dict[str, str]:
     return allowed_params(kept.items()) if isinstance(kept, dict) else {}
 
 
-def context_from_request(request: HttpRequest) -> RequestContext:
+def context_from_request(request: HttpRequest, *, look_up_user: bool = True) -> RequestContext:
     if not has_consent(request):
         # Nothing about this visitor is kept, not even hashes.
         return RequestContext(identity=Identity(), consented=False)
     url, origin = request_url(request)
     referer = request.META.get("HTTP_REFERER")
     identity = Identity.from_raw(
-        ip=client_ip(request), user_agent=user_agent(request), email=user_email(request)
+        ip=client_ip(request),
+        user_agent=user_agent(request),
+        email=user_email(request, look_up=look_up_user),
     )
     own = url_params(request)
     kept = kept_url_params(request)

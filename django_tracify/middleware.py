@@ -107,6 +107,9 @@ def record_pageview(request: HttpRequest) -> None:
     """Runs when the server closes the response, after the page was sent."""
     try:
         if is_visitor(request):
+            # Unless the view tracked something (then the context exists), the email is left
+            # out when finding it would cost the page a query or two (session, user).
+            request_context(request, look_up_user=False)
             # The row itself is of no use here: not building it saves ~20 us per page.
             record(PAGEVIEW, build_pageview, request, returns_row=False)
     except Exception:
@@ -159,7 +162,7 @@ class TracifyMiddleware:
             if has_pending_params(request):
                 if not is_visitor(request):
                     return
-                context = request_context(request)
+                context = request_context(request, look_up_user=False)
                 if not context.consented:
                     return
                 # Decided now: SessionMiddleware saves the session before the page is sent.

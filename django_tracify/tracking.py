@@ -26,11 +26,14 @@ logger = logging.getLogger("django_tracify")
 REQUEST_ATTRIBUTE = "tracify_context"
 
 
-def request_context(request: HttpRequest) -> RequestContext:
-    """The context of `request`, built once and kept on the request."""
+def request_context(request: HttpRequest, *, look_up_user: bool = True) -> RequestContext:
+    """The context of `request`, built once and kept on the request.
+
+    look_up_user=False (the middleware's own pageview): the email only if it costs no query.
+    """
     context = getattr(request, REQUEST_ATTRIBUTE, None)
     if not isinstance(context, RequestContext):
-        context = context_from_request(request)
+        context = context_from_request(request, look_up_user=look_up_user)
         setattr(request, REQUEST_ATTRIBUTE, context)
     return context
 

@@ -26,6 +26,17 @@ async def async_page(request: HttpRequest) -> HttpResponse:
     return HttpResponse(PAGE)
 
 
+def account_page(request: HttpRequest) -> HttpResponse:
+    """A page that greets a logged-in visitor, as a shop's header does."""
+    greeting = "Hi" if request.user.is_authenticated else "Log in"
+    return HttpResponse(f"{PAGE}<p>{greeting}</p>")
+
+
+def product_page(request: HttpRequest) -> HttpResponse:
+    tracify.track_productview(product=None)
+    return HttpResponse(PAGE)
+
+
 def json_page(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"html": PAGE})
 
@@ -59,6 +70,8 @@ def purchase_json(request: HttpRequest) -> JsonResponse:
 
 urlpatterns = [
     path("page/", page),
+    path("account/", account_page),
+    path("product/", product_page),
     path("async-page/", async_page),
     path("json/", json_page),
     path("streamed/", streamed_page),

@@ -364,6 +364,44 @@ def test_a_returning_visitor_costs_no_query_before_the_page_is_sent(
     assert len(pageviews()) == 1
 
 
+@pytest.fixture
+def logged_in(db: None) -> Fetch:
+    from django.contrib.auth.models import User
+
+    client = Client(REMOTE_ADDR=VISITOR_IP)
+    client.force_login(User.objects.create_user("ada", "Ada@Example.com", "pw"))
+
+    def fetch(path: str) -> HttpResponse:
+        response: HttpResponse = client.get(path, headers={"user-agent": BROWSER_UA})
+        return response
+
+    return fetch
+
+
+@pytest.mark.parametrize(
+    ("path", "event_type"), [("/account/", "pageview"), ("/product/", "productview")]
+)
+def test_a_logged_in_visitors_email_is_on_events_of_pages_that_use_the_user(
+    logged_in: Fetch, path: str, event_type: str
+) -> None:
+    logged_in(path)
+    event = OutboxEvent.objects.get(event_type=event_type)
+    assert hash_email("ada@example.com") in event.payload["identity_data"]
+
+
+def test_a_page_that_never_uses_the_user_costs_its_pageview_no_lookup(logged_in: Fetch) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        logged_in("/page/")
+    # Finding the email would have cost the page two queries (session, user) after it was sent.
+    statements = [query["sql"].split()[0] for query in queries.captured_queries]
+    assert [verb for verb in statements if verb not in ("SAVEPOINT", "RELEASE")] == ["INSERT"]
+    [pageview] = pageviews()
+    assert hash_email("ada@example.com") not in pageview.payload["identity_data"]
+    assert hash_identity(VISITOR_IP) in pageview.payload["identity_data"]
+
+
 def test_the_pending_marker_cookie_comes_and_goes_with_the_parameters(browser: Fetch) -> None:
     landing = browser("/go/?utm_source=fb")
     marker = landing.cookies[PENDING_COOKIE]
