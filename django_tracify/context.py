@@ -144,7 +144,7 @@ def user_email(request: HttpRequest, *, look_up: bool = True) -> str | None:
 
 def is_loaded(user: Any) -> bool:
     """False for AuthenticationMiddleware's request.user before anything has used it."""
-    return not isinstance(user, LazyObject) or user._wrapped is not empty
+    return not isinstance(user, LazyObject) or getattr(user, "_wrapped", None) is not empty
 
 
 def session_loaded(request: HttpRequest) -> bool:
