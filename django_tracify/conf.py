@@ -83,26 +83,18 @@ class Settings:
     """One typed property per TRACIFY key. Each is worked out on first use and kept until
     Django's setting_changed reports TRACIFY or DEBUG replaced (override_settings does)."""
 
-    def __init__(self) -> None:
-        self._raw: dict[str, Any] | None = None
-
-    @property
+    @cached_property
     def raw(self) -> dict[str, Any]:
-        value = self._raw
-        if value is None:
-            value = getattr(django_settings, "TRACIFY", {})
-            if not isinstance(value, dict):
-                raise ImproperlyConfigured("settings.TRACIFY must be a dict.")
-            self._raw = value
+        value = getattr(django_settings, "TRACIFY", {})
+        if not isinstance(value, dict):
+            raise ImproperlyConfigured("settings.TRACIFY must be a dict.")
         return value
 
     def forget(self, *, setting: str, **kwargs: Any) -> None:
         """setting_changed receiver: work the keys out again after TRACIFY (or DEBUG, which
         RAISE_ERRORS follows) was replaced."""
         if setting in ("TRACIFY", "DEBUG"):
-            self._raw = None
-            for name in [name for name in vars(self) if name.isupper()]:
-                del self.__dict__[name]
+            self.__dict__.clear()  # every cached_property: raw and the keys
 
     def get(self, key: str) -> Any:
         return self.raw.get(key, DEFAULTS[key])
