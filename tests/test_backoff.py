@@ -3,18 +3,7 @@ from __future__ import annotations
 import random
 
 from django_tracify.backoff import retry_delay
-
-
-class Highest(random.Random):
-    """Jitter that always picks the top of its range."""
-
-    def uniform(self, a: float, b: float) -> float:
-        return b
-
-
-class Lowest(random.Random):
-    def uniform(self, a: float, b: float) -> float:
-        return a
+from tests.fixed_jitter import Highest, Lowest
 
 
 def test_the_ceiling_doubles_per_attempt_and_is_capped() -> None:

@@ -18,6 +18,7 @@ import django_tracify as tracify
 from django_tracify import outbox
 from django_tracify.delivery import FlushResult, flush, preview
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
+from tests.fixed_jitter import Highest, Lowest
 from tests.receiver_fixtures import RECEIVER_API_KEY
 from tracify_receiver import Receiver
 
@@ -43,16 +44,6 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.advance(seconds)
-
-
-class Highest(random.Random):
-    def uniform(self, a: float, b: float) -> float:
-        return b
-
-
-class Lowest(random.Random):
-    def uniform(self, a: float, b: float) -> float:
-        return a
 
 
 def rows(count: int, **fields: Any) -> list[OutboxEvent]:
