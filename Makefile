@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYENV_BINS := $(shell root=$$(pyenv root 2>/dev/null) && ls -d $$root/versions/3.1[0-3].*/bin 2>/dev/null | paste -sd: -)
 export PATH := $(if $(PYENV_BINS),$(PATH):$(PYENV_BINS),$(PATH))
 
-.PHONY: test lint typecheck pytest tox tox-django6 demo system-deps clean test-oscar
+.PHONY: test lint typecheck pytest tox tox-django6 demo system-deps clean test-oscar dist
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ tox: $(BIN)/.installed
 
 tox-django6: $(BIN)/.installed system-deps
 	$(BIN)/tox run -e py312-django61
+
+# The wheel and sdist for PyPI, checked as PyPI checks them (tests/test_packaging.py does the same).
+dist: $(BIN)/.installed
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 demo: $(BIN)/.installed
 	$(BIN)/python example_project/demo.py
