@@ -715,6 +715,19 @@ def test_the_cli_binds_to_localhost_by_default() -> None:
     assert Receiver().host == "127.0.0.1"
 
 
+def test_the_cli_help_shows_the_defaults_a_shop_must_match(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+
+    assert "(default: 127.0.0.1)" in help_text
+    assert "(default: 8765)" in help_text
+    assert "(default: demo-key)" in help_text
+    assert "'ENDPOINT': 'http://127.0.0.1:8765/api/v1/events', 'API_KEY': 'demo-key'" in help_text
+
+
 def test_the_cli_serves_until_sigterm_and_obeys_control() -> None:
     command = [sys.executable, "-m", "tracify_receiver", "--port", "0", "--token", TOKEN]
     command += ["--poison-marker", "POISON", "--quiet"]

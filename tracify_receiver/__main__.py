@@ -18,10 +18,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tracify_receiver",
         description="A local Tracify-compatible events API that validates and records events.",
+        epilog=(
+            "Point the shop at it: TRACIFY = {'ENDPOINT': 'http://127.0.0.1:8765/api/v1/events', "
+            "'API_KEY': 'demo-key', ...} (the --host/--port and --token above; plain http needs "
+            "DEBUG = True). A flush with another key gets 401 and stops."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    parser.add_argument("--token", default="demo-key", help="the tracify-token to accept")
+    parser.add_argument(
+        "--token", default="demo-key", help="the tracify-token (TRACIFY['API_KEY']) to accept"
+    )
     parser.add_argument("--fault-rate", type=float, default=0.0, help="0..1, random faults")
     parser.add_argument("--seed", type=int, default=None, help="seed for random faults")
     parser.add_argument(
