@@ -71,6 +71,26 @@ MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
         "TRACIFY['FLUSHERS'] = {value} with the outbox on SQLite.",
         "SQLite has no SKIP LOCKED: run a single flusher, or use PostgreSQL for the outbox.",
     ),
+    "tracify.W003": (
+        checks.Warning,
+        "Tracking is off: TRACIFY['API_KEY'] is not set and TRACIFY['ENABLED'] is False.",
+        "No event is recorded or sent. Set the key (e.g. the TRACIFY_API_KEY environment "
+        "variable of the README's settings) and CUSTOMER_SITE_ID to turn tracking on.",
+    ),
+    "tracify.W004": (
+        checks.Warning,
+        "TracifyMiddleware comes before {other} in MIDDLEWARE.",
+        "Put django_tracify.middleware.TracifyMiddleware after {other}: before it, "
+        "request.{attribute} does not exist yet, so logged-in visitors' emails are missing "
+        "from their pageviews.",
+    ),
+}
+
+TRACIFY_MIDDLEWARE = "django_tracify.middleware.TracifyMiddleware"
+# The middlewares whose request attributes the pageview reads, and the attribute each sets.
+MIDDLEWARE_BEFORE_TRACIFY = {
+    "django.contrib.sessions.middleware.SessionMiddleware": "session",
+    "django.contrib.auth.middleware.AuthenticationMiddleware": "user",
 }
 
 # key -> (minimum, maximum or None)
@@ -110,6 +130,8 @@ def _settings_messages(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:
         if not raw.get("API_KEY"):
             yield message("tracify.E001")
         yield from _csid_messages(raw.get("CUSTOMER_SITE_ID"))
+    elif not raw.get("API_KEY"):
+        yield message("tracify.W003")
     yield from _endpoint_messages(settings.ENDPOINT)
     for key, (low, high) in NUMBER_RANGES.items():
         yield from _range_messages(key, raw.get(key, DEFAULTS[key]), low, high)
@@ -157,6 +179,18 @@ def _range_messages(
     elif value < low or (high is not None and value > high):
         problem = f"allowed {low}..{high if high is not None else 'any'}"
         yield message("tracify.E004", key=key, value=value, problem=problem, default=default)
+
+
+def check_middleware(**kwargs: Any) -> list[checks.CheckMessage]:
+    middleware = list(getattr(django_settings, "MIDDLEWARE", None) or [])
+    if TRACIFY_MIDDLEWARE not in middleware:
+        return []
+    position = middleware.index(TRACIFY_MIDDLEWARE)
+    return [
+        message("tracify.W004", other=other.rsplit(".", 1)[1], attribute=attribute)
+        for other, attribute in MIDDLEWARE_BEFORE_TRACIFY.items()
+        if other in middleware[position + 1 :]
+    ]
 
 
 def check_database(**kwargs: Any) -> list[checks.CheckMessage]:

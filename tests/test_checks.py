@@ -3,10 +3,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from django_tracify.checks import MESSAGES, check_database, check_settings
+from django_tracify.checks import MESSAGES, check_database, check_middleware, check_settings
 from django_tracify.conf import DEFAULT_ENDPOINT, settings
 
 
@@ -52,9 +53,72 @@ def test_a_bad_trusted_proxy_is_named(tracify_settings: Callable[..., None]) -> 
     assert "the load balancer" in problem.msg
 
 
-def test_missing_key_is_fine_when_disabled(tracify_settings: Callable[..., None]) -> None:
+def test_a_missing_key_with_tracking_off_is_a_warning_not_an_error(
+    tracify_settings: Callable[..., None],
+) -> None:
+    """The README's settings on a machine without the variables: every command still runs."""
     tracify_settings(API_KEY=None, CUSTOMER_SITE_ID=None, ENABLED=False)
+    (warning,) = check_settings()
+    assert warning.id == "tracify.W003"
+    assert "API_KEY" in warning.msg
+    assert not warning.is_serious()
+
+
+def test_tracking_turned_off_on_purpose_is_quiet(tracify_settings: Callable[..., None]) -> None:
+    tracify_settings(ENABLED=False)
     assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("middleware", "expected"),
+    [
+        (
+            [
+                "django.contrib.sessions.middleware.SessionMiddleware",
+                "django.contrib.auth.middleware.AuthenticationMiddleware",
+                "django_tracify.middleware.TracifyMiddleware",
+            ],
+            [],
+        ),
+        (
+            [
+                "django.contrib.sessions.middleware.SessionMiddleware",
+                "django_tracify.middleware.TracifyMiddleware",
+                "django.contrib.auth.middleware.AuthenticationMiddleware",
+            ],
+            ["AuthenticationMiddleware"],
+        ),
+        (
+            [
+                "django_tracify.middleware.TracifyMiddleware",
+                "django.contrib.sessions.middleware.SessionMiddleware",
+                "django.contrib.auth.middleware.AuthenticationMiddleware",
+            ],
+            ["SessionMiddleware", "AuthenticationMiddleware"],
+        ),
+        (["django.contrib.sessions.middleware.SessionMiddleware"], []),
+    ],
+)
+def test_tracify_middleware_before_session_or_auth_is_reported(
+    middleware: list[str], expected: list[str]
+) -> None:
+    with override_settings(MIDDLEWARE=middleware):
+        messages = check_middleware()
+    assert [m.id for m in messages] == ["tracify.W004"] * len(expected)
+    for found, name in zip(messages, expected, strict=True):
+        assert name in found.msg
+        assert name in found.hint
+
+
+def test_the_middleware_check_runs_with_manage_py_check() -> None:
+    wrong_order = [
+        "django_tracify.middleware.TracifyMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    ]
+    with override_settings(MIDDLEWARE=wrong_order):
+        found = checks.run_checks(tags=["tracify"])
+    assert "tracify.W004" in [m.id for m in found]
 
 
 def test_plain_http_endpoint_is_allowed_in_debug(tracify_settings: Callable[..., None]) -> None:
