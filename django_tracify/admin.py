@@ -27,6 +27,8 @@ from django_tracify.routers import outbox_database
 OPERATE_PERMISSION = "operate_outboxevent"
 DEDUP_PREFIXES = ("purchase", "conversion", "postpurchasesurvey")
 SHORT_ERROR_LENGTH = 60
+# A sent row keeps the error of an earlier attempt: history, not a problem to act on.
+EARLIER_ERROR = "Sent after a failed attempt:"
 
 
 def compact_datetime(value: datetime | None) -> SafeString | str:
@@ -35,10 +37,11 @@ def compact_datetime(value: datetime | None) -> SafeString | str:
         return "-"
     local = timezone.localtime(value)
     return format_html(
-        '<time datetime="{}" title="{}">{}</time>',
+        '<time datetime="{}" title="{}"><span>{}</span> <span>{}</span></time>',
         value.isoformat(),
         date_format(local, "Y-m-d H:i:s T"),
-        date_format(local, "Y-m-d H:i"),
+        date_format(local, "Y-m-d"),
+        date_format(local, "H:i"),
     )
 
 
@@ -92,7 +95,7 @@ class OutboxEventAdmin(BaseOutboxAdmin):
         "created",
         "sent",
         "next_attempt",
-        "dedup_key",
+        "dedup",
         "last_error_short",
     )
     list_display_links = ("id",)
@@ -221,16 +224,39 @@ class OutboxEventAdmin(BaseOutboxAdmin):
     def next_attempt(self, obj: OutboxEvent) -> SafeString | str:
         return compact_datetime(obj.next_attempt_at if obj.status == OutboxStatus.PENDING else None)
 
+    @admin.display(description="dedup key")
+    def dedup(self, obj: OutboxEvent) -> SafeString | str:
+        if not obj.dedup_key:
+            return "-"
+        kind, sep, rest = obj.dedup_key.partition(":")
+        return format_html(
+            '<span class="tracify-dedup-part">{}{}</span><wbr><span class="tracify-dedup-part">{}</span>',
+            kind,
+            sep,
+            rest,
+        )
+
     @admin.display(description="last error")
     def last_error_short(self, obj: OutboxEvent) -> SafeString | str:
         error = redacted(obj.last_error)
-        if len(error) <= SHORT_ERROR_LENGTH:
-            return error
-        return format_html('<span title="{}">{}…</span>', error, error[: SHORT_ERROR_LENGTH - 1])
+        if len(error) > SHORT_ERROR_LENGTH:
+            error_html = format_html(
+                '<span title="{}">{}…</span>', error, error[: SHORT_ERROR_LENGTH - 1]
+            )
+        else:
+            error_html = format_html("{}", error)
+        if error and obj.status == OutboxStatus.SENT:
+            return format_html(
+                '<span class="tracify-earlier-error">{} {}</span>', EARLIER_ERROR, error_html
+            )
+        return error_html
 
     @admin.display(description="last error")
     def last_error_full(self, obj: OutboxEvent) -> str:
-        return redacted(obj.last_error)
+        error = redacted(obj.last_error)
+        if error and obj.status == OutboxStatus.SENT:
+            return f"{EARLIER_ERROR} {error}"
+        return error
 
     @admin.display(description="URL")
     def event_url(self, obj: OutboxEvent) -> str:

@@ -214,3 +214,37 @@ def test_the_summary_warns_in_red_when_tracify_rejected_the_key(
     ARTIFACTS.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 1440, "height": 1000})
     page.screenshot(path=str(ARTIFACTS / "admin-changelist.png"))
+
+
+@pytest.mark.parametrize(("width", "sidebar"), [(1280, "true"), (1400, "true"), (1280, "false")])
+def test_the_list_fits_a_laptop_screen_with_or_without_the_sidebar(
+    page: Any, live_server: Any, width: int, sidebar: str
+) -> None:
+    from playwright.sync_api import expect
+
+    User.objects.create_superuser("admin", "admin@example.com", "s3cret-pass")
+    for number in range(6):
+        event("purchase", OutboxStatus.PENDING, number, 30 - number, attempts=4)
+        dead("conversion", 20 + number, 60 + number)
+    event(
+        "pageview",
+        OutboxStatus.SENT,
+        40,
+        5,
+        attempts=2,
+        last_error="HTTPSConnectionPool(host='api.tracify.ai', port=443): Read timed out.",
+    )
+
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, live_server, "admin", "s3cret-pass")
+    page.evaluate(f"localStorage.setItem('django.admin.navSidebarIsOpen', '{sidebar}')")
+    page.reload()
+    expect(page.locator("#nav-sidebar")).to_be_visible(visible=sidebar == "true")
+    results = page.locator("#changelist .results")
+    overflow = results.evaluate("node => node.scrollWidth - node.clientWidth")
+    page_overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+
+    assert overflow <= 0, f"the list scrolls sideways by {overflow}px at {width}px"
+    assert page_overflow <= 0, f"the page scrolls sideways by {page_overflow}px at {width}px"
