@@ -229,12 +229,8 @@ class OutboxEventAdmin(BaseOutboxAdmin):
         if not obj.dedup_key:
             return "-"
         kind, sep, rest = obj.dedup_key.partition(":")
-        return format_html(
-            '<span class="tracify-dedup-part">{}{}</span><wbr><span class="tracify-dedup-part">{}</span>',
-            kind,
-            sep,
-            rest,
-        )
+        part = '<span class="tracify-dedup-part">{}</span>'
+        return format_html(part + "<wbr>" + part, kind + sep, rest)
 
     @admin.display(description="last error")
     def last_error_short(self, obj: OutboxEvent) -> SafeString | str:

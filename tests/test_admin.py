@@ -121,7 +121,11 @@ def test_a_sent_rows_earlier_error_is_marked_as_history(admin_client: Client) ->
 
     html = admin_client.get(CHANGELIST).content.decode()
     cells = dict(
-        zip(listed_ids(html), re.findall(r'<td class="field-last_error_short">(.*?)</td>', html))
+        zip(
+            listed_ids(html),
+            re.findall(r'<td class="field-last_error_short">(.*?)</td>', html),
+            strict=True,
+        )
     )
     assert visible_text(cells[sent.pk]).startswith("Sent after a failed attempt: HTTPSConnection")
     assert 'class="tracify-earlier-error"' in cells[sent.pk]
