@@ -30,13 +30,11 @@ _deferred: ContextVar[Deferred | None] = ContextVar("tracify_deferred", default=
 
 def in_event_loop() -> bool:
     """Whether Django would refuse a query here (its async_unsafe check, env switch included)."""
-    if os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
-        return False
     try:
         get_running_loop()
     except RuntimeError:
         return False
-    return True
+    return not os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
 
 
 @contextmanager
