@@ -23,7 +23,31 @@ from django.db import connections
 
 T = TypeVar("T")
 
-Deferred = list[Callable[[], object]]
+
+class Deferred:
+    """The calls kept while a request's view runs; once it has returned, none is taken (a
+    task the view started may outlive it: its calls run in a thread instead)."""
+
+    def __init__(self) -> None:
+        self.calls: list[Callable[[], object]] = []
+        self.taking = True
+
+    def __bool__(self) -> bool:
+        return bool(self.calls)
+
+    def run(self) -> None:
+        """Run each call (in a thread where queries are allowed); all of them even if one
+        raises (RAISE_ERRORS), then the first error is raised."""
+        first_error: Exception | None = None
+        while self.calls:
+            call = self.calls.pop(0)
+            try:
+                call()
+            except Exception as err:
+                first_error = first_error or err
+        if first_error is not None:
+            raise first_error
+
 
 _deferred: ContextVar[Deferred | None] = ContextVar("tracify_deferred", default=None)
 
@@ -39,37 +63,24 @@ def in_event_loop() -> bool:
 
 @contextmanager
 def deferring() -> Iterator[Deferred]:
-    """Collect the calls made in the event loop while the block runs (a request's view)."""
-    calls: Deferred = []
-    token = _deferred.set(calls)
+    """Keep the calls made in the event loop while the block runs (a request's view)."""
+    deferred = Deferred()
+    token = _deferred.set(deferred)
     try:
-        yield calls
+        yield deferred
     finally:
+        deferred.taking = False
         _deferred.reset(token)
 
 
 def defer(call: Callable[[], object]) -> bool:
-    """Keep `call`, with the context variables of now, for run_deferred(); False: no one
-    collects (not inside deferring())."""
-    calls = _deferred.get()
-    if calls is None:
+    """Keep `call`, with the context variables of now, for Deferred.run(); False: nothing
+    takes it (outside deferring())."""
+    deferred = _deferred.get()
+    if deferred is None or not deferred.taking:
         return False
-    calls.append(partial(copy_context().run, call))
+    deferred.calls.append(partial(copy_context().run, call))
     return True
-
-
-def run_deferred(calls: Deferred) -> None:
-    """Run each call (in a thread where queries are allowed); all of them even if one raises
-    (RAISE_ERRORS), then the first error is raised."""
-    first_error: Exception | None = None
-    while calls:
-        call = calls.pop(0)
-        try:
-            call()
-        except Exception as err:
-            first_error = first_error or err
-    if first_error is not None:
-        raise first_error
 
 
 def run_outside_loop(call: Callable[[], T]) -> T:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextvars import copy_context
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from django.test import AsyncClient
 
 import django_tracify as tracify
 from django_tracify.errors import TracifyValidationError
+from django_tracify.event_loop import deferring
 from django_tracify.identity import hash_identity
 from django_tracify.models import OutboxEvent, OutboxStatus
 from tests.async_views import API_ORDER, PRODUCT, TAG_ORDER
@@ -149,3 +151,19 @@ def test_without_the_middleware_a_bad_call_in_an_event_loop_raises_or_is_an_inva
     [invalid] = OutboxEvent.objects.all()
     assert invalid.status == OutboxStatus.INVALID
     assert "quantity" in invalid.last_error
+
+
+def test_a_call_from_a_task_that_outlives_the_view_is_stored_not_kept_for_it(
+    shop_request: Callable[..., Any],
+) -> None:
+    request = shop_request("/thanks/")
+
+    async def view_that_starts_a_task() -> Any:
+        with deferring():
+            task_context = copy_context()  # what asyncio.create_task() takes along
+        # The view has returned and its calls were written; the task calls later.
+        return task_context.run(tracify.track_purchase, API_ORDER, request=request)
+
+    row = asyncio.run(view_that_starts_a_task())
+    assert row is not None
+    assert OutboxEvent.objects.get().pk == row.pk
