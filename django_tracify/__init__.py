@@ -2,12 +2,20 @@
 
 import django_tracify as tracify
 tracify.track_purchase(order)
+await tracify.atrack_purchase(order)  # in async code
 """
 
 from __future__ import annotations
 
 from django_tracify.errors import TracifyError, TracifyValidationError
 from django_tracify.tracking import (
+    acapture_identity,
+    atrack_addtocart,
+    atrack_conversion,
+    atrack_pageview,
+    atrack_post_purchase_survey,
+    atrack_productview,
+    atrack_purchase,
     capture_identity,
     track_addtocart,
     track_conversion,
@@ -23,6 +31,13 @@ __all__ = [
     "TracifyError",
     "TracifyValidationError",
     "__version__",
+    "acapture_identity",
+    "atrack_addtocart",
+    "atrack_conversion",
+    "atrack_pageview",
+    "atrack_post_purchase_survey",
+    "atrack_productview",
+    "atrack_purchase",
     "capture_identity",
     "track_addtocart",
     "track_conversion",

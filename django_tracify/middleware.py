@@ -29,6 +29,7 @@ from django_tracify.context import (
     settle_url_params,
     user_agent,
 )
+from django_tracify.event_loop import deferring
 from django_tracify.events import PAGEVIEW, build_pageview
 from django_tracify.tracking import record, request_context
 
@@ -150,8 +151,12 @@ class TracifyMiddleware:
         )
         if not settings.ENABLED:
             return await get_response(request)
-        with activate(LazyContext(partial(request_context, request))):
+        with activate(LazyContext(partial(request_context, request))), deferring() as deferred:
             response = await get_response(request)
+        if deferred:
+            # track_* calls and tags run in the event loop: their rows, before finish() decides
+            # on the landing URL parameters they may have carried.
+            await sync_to_async(deferred.run)()
         # Reading the session (and building the context) may query the database.
         await sync_to_async(self.finish)(request, response)
         return response

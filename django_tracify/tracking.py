@@ -1,11 +1,16 @@
-"""The public tracking API: each call builds one event and stores it in the outbox."""
+"""The public tracking API: each call builds one event and stores it in the outbox.
+
+atrack_*() and acapture_identity() are the async twins, for async views and other coroutines.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 
 from django_tracify import events
@@ -17,6 +22,7 @@ from django_tracify.context import (
     note_stored,
 )
 from django_tracify.errors import TracifyValidationError
+from django_tracify.event_loop import defer, in_event_loop, run_outside_loop
 
 if TYPE_CHECKING:
     from django_tracify.models import OutboxEvent
@@ -66,9 +72,15 @@ def record(
     Nothing is stored for a visitor without consent. An error is logged, and bad input is
     kept as an `invalid` row for the admin. With returns_row=False the stored row is not
     built (None is returned).
+
+    In an event loop's thread (an async view, a template it renders), where Django allows no
+    query, the call is deferred to TracifyMiddleware (None is returned), else run in a thread.
     """
     if not settings.ENABLED:
         return None
+    if in_event_loop():
+        call = partial(record, event_type, build, request, identity, returns_row=returns_row)
+        return None if defer(call) else run_outside_loop(call)
     from django_tracify import outbox
 
     try:
@@ -188,6 +200,8 @@ def capture_identity(request: HttpRequest | None = None) -> dict[str, Any] | Non
     """
     if not settings.ENABLED:
         return None
+    if in_event_loop():
+        return run_outside_loop(partial(capture_identity, request))
     try:
         context = resolve_context(request)
     except Exception as err:
@@ -196,3 +210,61 @@ def capture_identity(request: HttpRequest | None = None) -> dict[str, Any] | Non
         logger.warning("tracify: identity not captured: %s", err)
         return None
     return context.to_snapshot() if context.consented else None
+
+
+async def atrack_pageview(request: HttpRequest | None = None) -> OutboxEvent | None:
+    """track_pageview() for async code: the row is written in a thread (sync_to_async)."""
+    return await sync_to_async(track_pageview)(request)
+
+
+async def atrack_productview(
+    request: HttpRequest | None = None, product: Any = None
+) -> OutboxEvent | None:
+    """track_productview() for async code."""
+    return await sync_to_async(track_productview)(request, product=product)
+
+
+async def atrack_addtocart(
+    request: HttpRequest | None = None, product: Any = None, quantity: Any = 1
+) -> OutboxEvent | None:
+    """track_addtocart() for async code."""
+    return await sync_to_async(track_addtocart)(request, product=product, quantity=quantity)
+
+
+async def atrack_purchase(
+    order: Any, request: HttpRequest | None = None, identity: Any = None
+) -> OutboxEvent | None:
+    """track_purchase() for async code; the order is read in the thread too (its lines may
+    be a related manager)."""
+    return await sync_to_async(track_purchase)(order, request=request, identity=identity)
+
+
+async def atrack_conversion(
+    conversion_id: Any,
+    amount: Any,
+    currency: Any,
+    request: HttpRequest | None = None,
+    identity: Any = None,
+) -> OutboxEvent | None:
+    """track_conversion() for async code."""
+    return await sync_to_async(track_conversion)(
+        conversion_id, amount, currency, request=request, identity=identity
+    )
+
+
+async def atrack_post_purchase_survey(
+    order_id: Any,
+    source: Any,
+    medium: Any = None,
+    request: HttpRequest | None = None,
+    identity: Any = None,
+) -> OutboxEvent | None:
+    """track_post_purchase_survey() for async code."""
+    return await sync_to_async(track_post_purchase_survey)(
+        order_id, source, medium, request=request, identity=identity
+    )
+
+
+async def acapture_identity(request: HttpRequest | None = None) -> dict[str, Any] | None:
+    """capture_identity() for async code: reading the session and user may query."""
+    return await sync_to_async(capture_identity)(request)

@@ -3,7 +3,8 @@
 The tags render nothing. The event is built from the template context's `request` (the
 `django.template.context_processors.request` context processor), else from the request made
 current by TracifyMiddleware. In production (RAISE_ERRORS off) a failure is logged, never
-raised into the template.
+raised into the template. Rendered in an async view's event loop, a tag's event is written
+when the view returns (django_tracify.event_loop).
 """
 
 from __future__ import annotations

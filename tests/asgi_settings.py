@@ -1,0 +1,13 @@
+"""Settings for the uvicorn site of tests/test_asgi.py: tests/async_views.py behind
+TracifyMiddleware, the outbox in the test's database (tests/process_settings.py)."""
+
+from __future__ import annotations
+
+from tests.process_settings import *  # noqa: F403
+
+ROOT_URLCONF = "tests.async_views"
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_tracify.middleware.TracifyMiddleware",
+]
