@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from django.db import DatabaseError
 from django.http import HttpRequest
 
-from django_tracify import events
+from django_tracify import capture_problems, events, outbox_pause
 from django_tracify.conf import settings
 from django_tracify.context import (
     RequestContext,
@@ -17,6 +18,7 @@ from django_tracify.context import (
     note_stored,
 )
 from django_tracify.errors import TracifyValidationError
+from django_tracify.routers import outbox_database
 
 if TYPE_CHECKING:
     from django_tracify.models import OutboxEvent
@@ -69,20 +71,12 @@ def record(
     """
     if not settings.ENABLED:
         return None
-    from django_tracify import outbox
-
     try:
         context = resolve_context(request, identity)
         if not context.consented:
             return None
         event = build(context)
-        if returns_row:
-            row, created = outbox.store(event)
-        else:
-            row, created = None, outbox.add(event)
-        if created:
-            note_stored(event.payload)
-        return row
+        return _store(event_type, event, returns_row)
     except TracifyValidationError as err:
         if settings.RAISE_ERRORS:
             raise
@@ -95,13 +89,50 @@ def record(
     return None
 
 
+def _store(event_type: str, event: events.Event, returns_row: bool) -> OutboxEvent | None:
+    from django_tracify import outbox
+
+    using = outbox_database()
+    if outbox_pause.is_paused(using):
+        capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
+        return None
+    try:
+        if returns_row:
+            row, created = outbox.store(event)
+        else:
+            row, created = None, outbox.add(event)
+    except DatabaseError as err:
+        _write_failed(using, err, event_type)
+        return None
+    capture_problems.save_after_write(using)
+    if created:
+        note_stored(event.payload)
+    return row
+
+
 def _keep_invalid(event_type: str, problem: str) -> None:
     from django_tracify import outbox
 
+    using = outbox_database()
+    if outbox_pause.is_paused(using):
+        capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
+        return
     try:
         outbox.record_invalid(event_type, problem)
+    except DatabaseError as err:
+        _write_failed(using, err, f"invalid {event_type}")
     except Exception:
         logger.exception("tracify: could not record the invalid %s in the outbox", event_type)
+    else:
+        capture_problems.save_after_write(using)
+
+
+def _write_failed(using: str, err: DatabaseError, event_type: str) -> None:
+    """Count and log a failed outbox write: raised only with RAISE_ERRORS."""
+    capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
+    outbox_pause.note_failure(using, err, event_type)
+    if settings.RAISE_ERRORS:
+        raise err
 
 
 def track_pageview(request: HttpRequest | None = None) -> OutboxEvent | None:

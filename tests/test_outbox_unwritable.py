@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from django.db import connections, transaction
+from django.test import Client
 
 import django_tracify as tracify
-from tests.process_fixtures import OutboxDatabase
+from django_tracify import capture_problems, outbox_pause
+from tests.conftest import BROWSER_UA
+from tests.process_fixtures import OutboxDatabase, database_alias
 from tests.services import PostgresServer
 
 ORDER = {"number": "A-1001", "total": "59.90", "currency": "EUR", "email": "jane@example.com"}
@@ -62,3 +68,85 @@ def test_a_tracking_statement_that_fails_leaves_the_checkout_committable(
     with shop.cursor() as cursor:
         cursor.execute("SELECT number, paid FROM shop_order")
         assert cursor.fetchall() == [("A-1001", True)]
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)
+        self.port: int = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            self.accepted.append(connection)
+
+    def connections(self) -> int:
+        """How many connections came in so far, the ones not yet accepted included."""
+        self.stopping.set()
+        self.thread.join()
+        self.listener.setblocking(False)
+        while True:
+            try:
+                self.accepted.append(self.listener.accept()[0])
+            except BlockingIOError:
+                return len(self.accepted)
+
+    def close(self) -> None:
+        self.connections()
+        for connection in self.accepted:
+            connection.close()
+        self.listener.close()
+
+
+@pytest.fixture
+def silent_outbox(
+    django_db_blocker: Any, tracify_settings: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SilentServer]:
+    """The outbox on a database alias of its own whose host never answers."""
+    server = SilentServer()
+    config = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "tracify",
+        "USER": "shop",
+        "HOST": "127.0.0.1",
+        "PORT": server.port,
+        # As the README says to set; libpq's smallest connect timeout is 2 s.
+        "OPTIONS": {"connect_timeout": 2, "options": "-c statement_timeout=2000"},
+    }
+    # However slow this machine, the second request comes within the pause.
+    monkeypatch.setattr(outbox_pause, "PAUSE_SECONDS", 600.0)
+    try:
+        with database_alias("silent_outbox", config, django_db_blocker):
+            tracify_settings(DATABASE="silent_outbox", RAISE_ERRORS=False)
+            yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.urls("tests.middleware_views")
+def test_after_a_failed_write_the_next_request_does_not_wait_for_the_outbox(
+    silent_outbox: SilentServer,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings.MIDDLEWARE = ["django_tracify.middleware.TracifyMiddleware"]
+    browser = Client(REMOTE_ADDR="203.0.113.7", headers={"user-agent": BROWSER_UA})
+    with caplog.at_level(logging.ERROR, logger="django_tracify"):
+        assert browser.get("/page/").status_code == 200  # its pageview timed out
+        assert browser.get("/page/").status_code == 200
+        assert browser.get("/product/").status_code == 200
+    assert silent_outbox.connections() == 1
+    failures = [r.getMessage() for r in caplog.records if "outbox database" in r.getMessage()]
+    assert len(failures) == 1
+    assert "'silent_outbox' failed (OperationalError" in failures[0]
+    assert capture_problems.unsaved() == {capture_problems.OUTBOX_UNWRITABLE: 4}
