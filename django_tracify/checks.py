@@ -71,6 +71,13 @@ MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
         "TRACIFY['FLUSHERS'] = {value} with the outbox on SQLite.",
         "SQLite has no SKIP LOCKED: run a single flusher, or use PostgreSQL for the outbox.",
     ),
+    "tracify.W003": (
+        checks.Warning,
+        "The outbox database {alias!r} has no {missing} in its DATABASES OPTIONS: if it stops "
+        "answering, every page waits for it.",
+        "Bound each outbox write, e.g. DATABASES[{alias!r}]['OPTIONS'] = {example}; see the "
+        "README, 'Scaling out'. Silence it if the server or role sets them already.",
+    ),
 }
 
 # key -> (minimum, maximum or None)
@@ -157,6 +164,41 @@ def _range_messages(
     elif value < low or (high is not None and value > high):
         problem = f"allowed {low}..{high if high is not None else 'any'}"
         yield message("tracify.E004", key=key, value=value, problem=problem, default=default)
+
+
+# vendor -> (the DATABASES OPTIONS that bound an outbox write, an example setting them all)
+TIMEOUT_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "postgresql": (
+        ("connect_timeout", "statement_timeout"),
+        '{"connect_timeout": 3, "options": "-c statement_timeout=3000"}',
+    ),
+    "mysql": (
+        ("connect_timeout", "read_timeout", "write_timeout"),
+        '{"connect_timeout": 3, "read_timeout": 3, "write_timeout": 3}',
+    ),
+}
+
+
+def _is_set(name: str, options: dict[str, Any]) -> bool:
+    # PostgreSQL's server settings arrive as "-c name=value" in OPTIONS["options"].
+    return name in options or name in str(options.get("options", ""))
+
+
+def check_outbox_timeouts(**kwargs: Any) -> list[checks.CheckMessage]:
+    """An outbox database of its own: a bounded wait for each write (the shop's own database
+    needs the same, but that is the shop's concern)."""
+    alias = settings.DATABASE
+    if alias in (None, "default") or alias not in django_settings.DATABASES:
+        return []
+    vendor = connections[alias].vendor
+    if vendor not in TIMEOUT_OPTIONS:
+        return []
+    wanted, example = TIMEOUT_OPTIONS[vendor]
+    options = connections[alias].settings_dict.get("OPTIONS") or {}
+    missing = [name for name in wanted if not _is_set(name, options)]
+    if not missing:
+        return []
+    return [message("tracify.W003", alias=alias, missing=" or ".join(missing), example=example)]
 
 
 def check_database(**kwargs: Any) -> list[checks.CheckMessage]:
