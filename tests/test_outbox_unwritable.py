@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
+import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,8 +21,8 @@ from django.test import Client
 import django_tracify as tracify
 from django_tracify import capture_problems, outbox_pause
 from tests.conftest import BROWSER_UA
-from tests.process_fixtures import OutboxDatabase, database_alias
-from tests.services import PostgresServer
+from tests.process_fixtures import OutboxDatabase, Processes, database_alias, wait_until
+from tests.services import REPO_ROOT, PostgresServer
 
 ORDER = {"number": "A-1001", "total": "59.90", "currency": "EUR", "email": "jane@example.com"}
 
@@ -150,3 +155,83 @@ def test_after_a_failed_write_the_next_request_does_not_wait_for_the_outbox(
     assert len(failures) == 1
     assert "'silent_outbox' failed (OperationalError" in failures[0]
     assert capture_problems.unsaved() == {capture_problems.OUTBOX_UNWRITABLE: 4}
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(str(self.socket_path))
+
+
+def get(path: Path, url: str) -> int:
+    # Below gunicorn's 30 s worker timeout: a worker that hangs fails the test, not restarts.
+    connection = UnixHTTPConnection(path, timeout=20)
+    try:
+        connection.request("GET", url, headers={"User-Agent": BROWSER_UA})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def answers(path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.connect(str(path))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_a_gunicorn_worker_is_not_held_by_an_outbox_that_never_answers(
+    processes: Processes, tmp_path: Path
+) -> None:
+    server = SilentServer()
+    try:
+        outbox = {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "tracify",
+            "USER": "shop",
+            "HOST": "127.0.0.1",
+            "PORT": server.port,
+            "OPTIONS": {"connect_timeout": 2, "options": "-c statement_timeout=2000"},
+        }
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO_ROOT),
+            "DJANGO_SETTINGS_MODULE": "tests.outbox_alias_settings",
+            "TRACIFY_TEST_OUTBOX_DATABASE": json.dumps(outbox),
+        }
+        bind = tmp_path / "gunicorn.sock"
+        site = processes.start(
+            "gunicorn",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers=1",
+                "--timeout=30",
+                f"--bind=unix:{bind}",
+                "django.core.wsgi:get_wsgi_application()",
+            ],
+            env,
+        )
+        wait_until(lambda: answers(bind), 60, site.output)
+        # One sync worker: each request waits until the one before it was closed, pageview
+        # written (or not) included.
+        statuses = [get(bind, url) for url in ("/page/", "/page/", "/product/", "/page/")]
+        assert statuses == [200, 200, 200, 200]
+        assert server.connections() == 1
+        processes.stop(site)
+    finally:
+        server.close()
+    log = site.output()
+    assert log.count("tracking pauses for 600s") == 1, log
+    assert "pageview not recorded: the outbox database 'outbox' failed (OperationalError" in log
