@@ -66,8 +66,9 @@ def record(
     """Resolve the visitor, build and enqueue; in production no error escapes.
 
     Nothing is stored for a visitor without consent. An error is logged, and bad input is
-    kept as an `invalid` row for the admin. With returns_row=False the stored row is not
-    built (None is returned).
+    kept as an `invalid` row for the admin. An outbox that cannot be written costs the event,
+    counted (capture_problems), and pauses tracking briefly (outbox_pause). With
+    returns_row=False the stored row is not built (None is returned).
     """
     if not settings.ENABLED:
         return None
