@@ -71,7 +71,7 @@ MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
         "TRACIFY['FLUSHERS'] = {value} with the outbox on SQLite.",
         "SQLite has no SKIP LOCKED: run a single flusher, or use PostgreSQL for the outbox.",
     ),
-    "tracify.W003": (
+    "tracify.W005": (
         checks.Warning,
         "The outbox database {alias!r} has no {missing} in its DATABASES OPTIONS: if it stops "
         "answering, every page waits for it.",
@@ -198,7 +198,7 @@ def check_outbox_timeouts(**kwargs: Any) -> list[checks.CheckMessage]:
     missing = [name for name in wanted if not _is_set(name, options)]
     if not missing:
         return []
-    return [message("tracify.W003", alias=alias, missing=" or ".join(missing), example=example)]
+    return [message("tracify.W005", alias=alias, missing=" or ".join(missing), example=example)]
 
 
 def check_database(**kwargs: Any) -> list[checks.CheckMessage]:

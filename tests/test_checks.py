@@ -144,7 +144,7 @@ def test_an_outbox_database_of_its_own_needs_timeouts(
         assert problems == []
         return
     (problem,) = problems
-    assert problem.id == "tracify.W003"
+    assert problem.id == "tracify.W005"
     assert f"'tracify' has no {missing} in its DATABASES OPTIONS" in problem.msg
     assert "connect_timeout" in (problem.hint or "")
 
