@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from django_tracify.admin_paginator import COUNT_CAP, capped_count
+from django_tracify.capture_problems import KindCount, saved_counts
 from django_tracify.conf import settings
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
 
@@ -47,6 +48,7 @@ class OutboxSummary:
     last_outcome: str
     last_outcome_label: str
     last_message: str
+    capture_counts: tuple[KindCount, ...] = ()
 
     @property
     def oldest_pending_age(self) -> timedelta | None:
@@ -82,4 +84,5 @@ def outbox_summary(events: QuerySet[OutboxEvent]) -> OutboxSummary:
         last_outcome=state.last_outcome,
         last_outcome_label=state.get_last_outcome_display() if state.last_outcome else "",
         last_message=redacted(state.last_message),
+        capture_counts=tuple(saved_counts(events.db)),
     )

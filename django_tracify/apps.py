@@ -12,9 +12,15 @@ class TracifyConfig(AppConfig):
 
     def ready(self) -> None:
         from django_tracify import receivers
-        from django_tracify.checks import check_database, check_middleware, check_settings
+        from django_tracify.checks import (
+            check_database,
+            check_middleware,
+            check_outbox_timeouts,
+            check_settings,
+        )
 
         checks.register(check_settings, "tracify")
         checks.register(check_middleware, "tracify")
+        checks.register(check_outbox_timeouts, "tracify")
         checks.register(check_database, "tracify", checks.Tags.database)
         receivers.connect()

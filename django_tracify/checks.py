@@ -84,6 +84,13 @@ MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
         "request.{attribute} does not exist yet, so logged-in visitors' emails are missing "
         "from their pageviews.",
     ),
+    "tracify.W005": (
+        checks.Warning,
+        "The outbox database {alias!r} has no {missing} in its DATABASES OPTIONS: if it stops "
+        "answering, every page waits for it.",
+        "Bound each outbox write, e.g. DATABASES[{alias!r}]['OPTIONS'] = {example}; see the "
+        "README, 'Scaling out'. Silence it if the server or role sets them already.",
+    ),
 }
 
 TRACIFY_MIDDLEWARE = "django_tracify.middleware.TracifyMiddleware"
@@ -191,6 +198,41 @@ def check_middleware(**kwargs: Any) -> list[checks.CheckMessage]:
         for other, attribute in MIDDLEWARE_BEFORE_TRACIFY.items()
         if other in middleware[position + 1 :]
     ]
+
+
+# vendor -> (the DATABASES OPTIONS that bound an outbox write, an example setting them all)
+TIMEOUT_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "postgresql": (
+        ("connect_timeout", "statement_timeout"),
+        '{"connect_timeout": 3, "options": "-c statement_timeout=3000"}',
+    ),
+    "mysql": (
+        ("connect_timeout", "read_timeout", "write_timeout"),
+        '{"connect_timeout": 3, "read_timeout": 3, "write_timeout": 3}',
+    ),
+}
+
+
+def _is_set(name: str, options: dict[str, Any]) -> bool:
+    # PostgreSQL's server settings arrive as "-c name=value" in OPTIONS["options"].
+    return name in options or name in str(options.get("options", ""))
+
+
+def check_outbox_timeouts(**kwargs: Any) -> list[checks.CheckMessage]:
+    """An outbox database of its own: a bounded wait for each write (the shop's own database
+    needs the same, but that is the shop's concern)."""
+    alias = settings.DATABASE
+    if alias in (None, "default") or alias not in django_settings.DATABASES:
+        return []
+    vendor = connections[alias].vendor
+    if vendor not in TIMEOUT_OPTIONS:
+        return []
+    wanted, example = TIMEOUT_OPTIONS[vendor]
+    options = connections[alias].settings_dict.get("OPTIONS") or {}
+    missing = [name for name in wanted if not _is_set(name, options)]
+    if not missing:
+        return []
+    return [message("tracify.W005", alias=alias, missing=" or ".join(missing), example=example)]
 
 
 def check_database(**kwargs: Any) -> list[checks.CheckMessage]:

@@ -97,3 +97,18 @@ class FlushState(models.Model):
         manager: Any = cls.objects.using(using) if using else cls.objects
         state, _ = manager.get_or_create(id=1)
         return state  # type: ignore[no-any-return]
+
+
+class CaptureCount(models.Model):
+    """How many events went wrong while being captured, by kind (see capture_problems)."""
+
+    kind = models.CharField(max_length=32, primary_key=True)
+    count = models.PositiveBigIntegerField(default=0)
+    first_at = models.DateTimeField(default=timezone.now)
+    last_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "capture count"
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.count}"

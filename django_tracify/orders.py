@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,11 +50,19 @@ def read(source: Any, names: Iterable[str]) -> Any:
     return None
 
 
+def _emails(order: Any) -> Iterator[Any]:
+    for name in EMAIL_NAMES:
+        yield read(order, (name,))
+    # Only read when the order's own fields are blank: order.user may cost a query.
+    yield read(read(order, ("user",)), ("email",))
+
+
 def _email(order: Any) -> str | None:
-    email = read(order, EMAIL_NAMES)
-    if email is None:
-        email = read(read(order, ("user",)), EMAIL_NAMES[:1])
-    return str(email) if email else None
+    """The first non-blank of order.email, order.guest_email and order.user.email."""
+    for email in _emails(order):
+        if email is not None and str(email).strip():
+            return str(email)
+    return None
 
 
 def _lines(order: Any) -> list[OrderLine]:

@@ -11,9 +11,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
+from django.db import DatabaseError
 from django.http import HttpRequest
 
-from django_tracify import events
+from django_tracify import capture_problems, events, outbox_pause
 from django_tracify.conf import settings
 from django_tracify.context import (
     RequestContext,
@@ -23,6 +24,7 @@ from django_tracify.context import (
 )
 from django_tracify.errors import TracifyValidationError
 from django_tracify.event_loop import defer, in_event_loop, run_outside_loop
+from django_tracify.routers import outbox_database
 
 if TYPE_CHECKING:
     from django_tracify.models import OutboxEvent
@@ -70,8 +72,9 @@ def record(
     """Resolve the visitor, build and enqueue; in production no error escapes.
 
     Nothing is stored for a visitor without consent. An error is logged, and bad input is
-    kept as an `invalid` row for the admin. With returns_row=False the stored row is not
-    built (None is returned).
+    kept as an `invalid` row for the admin. An outbox that cannot be written costs the event,
+    counted (capture_problems), and pauses tracking briefly (outbox_pause). With
+    returns_row=False the stored row is not built (None is returned).
 
     In an event loop's thread (an async view, a template it renders), where Django allows no
     query, the call is deferred to TracifyMiddleware (None is returned), else run in a thread.
@@ -81,20 +84,12 @@ def record(
     if in_event_loop():
         call = partial(record, event_type, build, request, identity, returns_row=returns_row)
         return None if defer(call) else run_outside_loop(call)
-    from django_tracify import outbox
-
     try:
         context = resolve_context(request, identity)
         if not context.consented:
             return None
         event = build(context)
-        if returns_row:
-            row, created = outbox.store(event)
-        else:
-            row, created = None, outbox.add(event)
-        if created:
-            note_stored(event.payload)
-        return row
+        return _store(event_type, event, returns_row)
     except TracifyValidationError as err:
         if settings.RAISE_ERRORS:
             raise
@@ -107,13 +102,50 @@ def record(
     return None
 
 
+def _store(event_type: str, event: events.Event, returns_row: bool) -> OutboxEvent | None:
+    from django_tracify import outbox
+
+    using = outbox_database()
+    if outbox_pause.is_paused(using):
+        capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
+        return None
+    try:
+        if returns_row:
+            row, created = outbox.store(event)
+        else:
+            row, created = None, outbox.add(event)
+    except DatabaseError as err:
+        _write_failed(using, err, event_type)
+        return None
+    capture_problems.save_after_write(using)
+    if created:
+        note_stored(event.payload)
+    return row
+
+
 def _keep_invalid(event_type: str, problem: str) -> None:
     from django_tracify import outbox
 
+    using = outbox_database()
+    if outbox_pause.is_paused(using):
+        capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
+        return
     try:
         outbox.record_invalid(event_type, problem)
+    except DatabaseError as err:
+        _write_failed(using, err, f"invalid {event_type}")
     except Exception:
         logger.exception("tracify: could not record the invalid %s in the outbox", event_type)
+    else:
+        capture_problems.save_after_write(using)
+
+
+def _write_failed(using: str, err: DatabaseError, event_type: str) -> None:
+    """Count and log a failed outbox write: raised only with RAISE_ERRORS."""
+    capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
+    outbox_pause.note_failure(using, err, event_type)
+    if settings.RAISE_ERRORS:
+        raise err
 
 
 def track_pageview(request: HttpRequest | None = None) -> OutboxEvent | None:

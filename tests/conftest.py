@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.test import RequestFactory, override_settings
 
+from django_tracify import capture_problems, outbox_pause
 from tests import settings as test_settings
 
 # Without django-celery-beat (the Django 6.1 env: it requires Django<6.1) these cannot run.
@@ -23,6 +24,16 @@ BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0 Safari/537.36"
 )
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_state() -> Iterator[None]:
+    """Each test starts as a fresh process would: no paused outbox, no unsaved counts."""
+    outbox_pause.resume()
+    capture_problems.forget_unsaved()
+    yield
+    outbox_pause.resume()
+    capture_problems.forget_unsaved()
 
 
 @pytest.fixture

@@ -5,9 +5,16 @@ from collections.abc import Callable
 import pytest
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 from django.test import override_settings
 
-from django_tracify.checks import MESSAGES, check_database, check_middleware, check_settings
+from django_tracify.checks import (
+    MESSAGES,
+    check_database,
+    check_middleware,
+    check_outbox_timeouts,
+    check_settings,
+)
 from django_tracify.conf import DEFAULT_ENDPOINT, settings
 
 
@@ -171,3 +178,50 @@ def test_raise_errors_follows_debug(tracify_settings: Callable[..., None]) -> No
     assert settings.RAISE_ERRORS is False
     with override_settings(DEBUG=True):
         assert settings.RAISE_ERRORS is True
+
+
+@pytest.mark.parametrize(
+    ("engine", "options", "missing"),
+    [
+        ("postgresql", {}, "connect_timeout or statement_timeout"),
+        ("postgresql", {"connect_timeout": 3}, "statement_timeout"),
+        ("postgresql", {"options": "-c statement_timeout=3000"}, "connect_timeout"),
+        ("postgresql", {"connect_timeout": 3, "options": "-c statement_timeout=3000"}, None),
+        ("mysql", {"connect_timeout": 3}, "read_timeout or write_timeout"),
+        ("mysql", {"connect_timeout": 3, "read_timeout": 3, "write_timeout": 3}, None),
+        ("sqlite3", {}, None),
+    ],
+)
+def test_an_outbox_database_of_its_own_needs_timeouts(
+    tracify_settings: Callable[..., None],
+    engine: str,
+    options: dict[str, object],
+    missing: str | None,
+) -> None:
+    if engine == "mysql":
+        pytest.importorskip("MySQLdb")
+    outbox = {"ENGINE": f"django.db.backends.{engine}", "NAME": "tracify", "OPTIONS": options}
+    # connections.settings is settings.DATABASES; configure_settings fills in the defaults.
+    connections.settings["tracify"] = outbox
+    connections.configure_settings(connections.settings)
+    try:
+        tracify_settings(DATABASE="tracify")
+        problems = check_outbox_timeouts()
+    finally:
+        del connections["tracify"]
+        del connections.settings["tracify"]
+    if missing is None:
+        assert problems == []
+        return
+    (problem,) = problems
+    assert problem.id == "tracify.W005"
+    assert f"'tracify' has no {missing} in its DATABASES OPTIONS" in problem.msg
+    assert "connect_timeout" in (problem.hint or "")
+
+
+def test_the_shops_own_database_is_not_the_outbox_checks_concern(
+    tracify_settings: Callable[..., None],
+) -> None:
+    assert check_outbox_timeouts() == []
+    tracify_settings(DATABASE="default")
+    assert check_outbox_timeouts() == []

@@ -292,3 +292,24 @@ def test_a_blank_line_title_does_not_cost_the_purchase(shop_request: Any) -> Non
     event = tracify.track_purchase(order, request=shop_request())
     assert event is not None
     assert event.payload["data"]["ITEM1"] == "(untitled)"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"email": "", "guest_email": "Guest@Example.com"}, "guest@example.com"),
+        ({"email": "  ", "guest_email": None}, "u@example.com"),
+        ({"email": "", "guest_email": ""}, "u@example.com"),
+    ],
+)
+def test_a_blank_order_email_falls_back_to_the_guest_or_user_email(
+    shop_request: Any, fields: dict[str, Any], expected: str
+) -> None:
+    order = SimpleNamespace(
+        number="A-7", total="5.00", currency="EUR", user=SimpleNamespace(email="u@example.com")
+    )
+    for name, value in fields.items():
+        setattr(order, name, value)
+    event = tracify.track_purchase(order, request=shop_request())
+    assert event is not None
+    assert hash_email(expected) in event.payload["identity_data"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
@@ -123,18 +125,15 @@ def _as_row(using: str, values: dict[str, Any] | None) -> OutboxEvent:
     return OutboxEvent.from_db(using, _FIELDS, tuple(values[name] for name in _FIELDS))
 
 
-def _insert(
-    using: str,
+def _new_fields(
     event_type: str,
     payload: dict[str, Any],
     *,
     dedup_key: str | None = None,
     status: str = OutboxStatus.PENDING,
     last_error: str = "",
-    returning: bool = True,
-) -> dict[str, Any] | None:
-    """Insert one row; returns what it holds, id included (None if not `returning`)."""
-    fields = {
+) -> dict[str, Any]:
+    return {
         "event_type": event_type,
         "payload": payload,
         "status": status,
@@ -142,12 +141,24 @@ def _insert(
         "last_error": last_error,
         "created_at": timezone.now(),
     }
+
+
+@contextmanager
+def _own_savepoint(using: str) -> Iterator[None]:
+    """Inside the shop's transaction, a savepoint: a failed statement (a lock or statement
+    timeout, a unique-key clash) rolls back only itself, and the shop's transaction goes on."""
     if not transaction.get_connection(using).in_atomic_block:
-        # Autocommit: a failed insert cannot poison anything, and BEGIN/COMMIT would cost
+        # Autocommit: a failed statement cannot poison anything, and BEGIN/COMMIT would cost
         # two more round trips on every pageview.
-        return _execute_insert(using, fields, returning)
-    # Inside the shop's transaction: a savepoint, so a failed insert rolls back only itself.
+        yield
+        return
     with transaction.atomic(using=using):
+        yield
+
+
+def _insert(using: str, fields: dict[str, Any], *, returning: bool = True) -> dict[str, Any] | None:
+    """Insert one row; returns what it holds, id included (None if not `returning`)."""
+    with _own_savepoint(using):
         return _execute_insert(using, fields, returning)
 
 
@@ -163,16 +174,22 @@ def store(event: Event) -> tuple[OutboxEvent, bool]:
     with bulk_create().
     """
     using = outbox_database()
-    if event.dedup_key:
-        existing = OutboxEvent.objects.using(using).filter(dedup_key=event.dedup_key).first()
-        if existing is not None:
-            return existing, False
+    fields = _new_fields(event.event_type, event.payload, dedup_key=event.dedup_key)
+    if not event.dedup_key:
+        return _as_row(using, _insert(using, fields)), True
+    rows = OutboxEvent.objects.using(using)
     try:
-        values = _insert(using, event.event_type, event.payload, dedup_key=event.dedup_key)
+        # The lookup shares the insert's savepoint: no statement of ours runs bare in the
+        # shop's transaction, where a failure would abort it (PostgreSQL).
+        with _own_savepoint(using):
+            existing = rows.filter(dedup_key=event.dedup_key).first()
+            if existing is not None:
+                return existing, False
+            values = _execute_insert(using, fields, True)
     except IntegrityError:
-        if not event.dedup_key:
-            raise
-        return OutboxEvent.objects.using(using).get(dedup_key=event.dedup_key), False
+        # Stored by another request since the lookup.
+        with _own_savepoint(using):
+            return rows.get(dedup_key=event.dedup_key), False
     return _as_row(using, values), True
 
 
@@ -183,18 +200,15 @@ def add(event: Event) -> bool:
     """
     if event.dedup_key:
         return store(event)[1]
-    _insert(outbox_database(), event.event_type, event.payload, returning=False)
+    _insert(outbox_database(), _new_fields(event.event_type, event.payload), returning=False)
     return True
 
 
 def record_invalid(event_type: str, problem: str) -> OutboxEvent:
     """Keep an admin-visible row for a call whose input was invalid; it is never sent."""
     using = outbox_database()
-    values = _insert(
-        using,
-        event_type,
-        {},
-        status=OutboxStatus.INVALID,
-        last_error=problem[:MAX_ERROR_LENGTH],
+    fields = _new_fields(
+        event_type, {}, status=OutboxStatus.INVALID, last_error=problem[:MAX_ERROR_LENGTH]
     )
+    values = _insert(using, fields)
     return _as_row(using, values)

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from django_tracify import outbox
+from django_tracify import capture_problems, outbox
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
 from django_tracify.routers import outbox_database
 
@@ -80,6 +80,11 @@ class Command(BaseCommand):
         ]
         for line in lines:
             self.stdout.write(line)
+        for kind in capture_problems.saved_counts(using):
+            self.stdout.write(
+                f"{kind.label + ':':<15} {kind.count:,} ({kind.meaning}), "
+                f"last: {when(kind.last_at, now)}"
+            )
         max_lag: float | None = options["max_lag"]
         if max_lag is not None and lag > max_lag:
             raise CommandError(
