@@ -194,11 +194,6 @@ def url_params(request: HttpRequest) -> dict[str, str]:
     return allowed_params(request.GET.items()) if request.META.get("QUERY_STRING") else {}
 
 
-def has_pending_params(request: HttpRequest) -> bool:
-    """Whether the request brought URL parameters or the session holds some (cheap)."""
-    return bool(request.META.get("QUERY_STRING")) or bool(kept_url_params(request))
-
-
 def has_pending_marker(request: HttpRequest) -> bool:
     return bool(request.COOKIES.get(PENDING_COOKIE))  # a deleted cookie may come back empty
 

@@ -26,7 +26,7 @@ from django_tracify.context import (
     LazyContext,
     activate,
     has_pending_marker,
-    has_pending_params,
+    kept_url_params,
     settle_url_params,
     user_agent,
 )
@@ -184,7 +184,9 @@ class TracifyMiddleware:
     def finish(self, request: HttpRequest, response: HttpResponseBase) -> None:
         try:
             seen = is_page_seen(request, response)
-            if has_pending_params(request):
+            # A page seen with its own URL parameters only: its pageview carries them and the
+            # session has nothing to clear, so all of it waits until the page was sent.
+            if kept_url_params(request) or (not seen and request.META.get("QUERY_STRING")):
                 if not is_visitor(request):
                     return
                 context = request_context(request, look_up_user=False)
