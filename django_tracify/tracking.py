@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.http import HttpRequest
 
@@ -75,6 +75,8 @@ def record(
         context = resolve_context(request, identity)
         if not context.consented:
             return None
+        if event_type == events.PAGEVIEW and context.pageview.stored:
+            return cast("OutboxEvent | None", context.pageview.row)
         event = build(context)
         if returns_row:
             row, created = outbox.store(event)
@@ -82,6 +84,8 @@ def record(
             row, created = None, outbox.add(event)
         if created:
             note_stored(event.payload)
+        if event_type == events.PAGEVIEW:
+            context.pageview.stored, context.pageview.row = True, row
         return row
     except TracifyValidationError as err:
         if settings.RAISE_ERRORS:
@@ -105,7 +109,11 @@ def _keep_invalid(event_type: str, problem: str) -> None:
 
 
 def track_pageview(request: HttpRequest | None = None) -> OutboxEvent | None:
-    """Record a pageview of `request` (or of the current request)."""
+    """Record a pageview of `request` (or of the current request).
+
+    One per request: asked again (or by TracifyMiddleware, after the page was sent), nothing
+    more is stored and the first row is returned.
+    """
     return record(events.PAGEVIEW, events.build_pageview, request)
 
 
