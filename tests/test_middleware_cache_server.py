@@ -64,6 +64,7 @@ def test_the_per_site_cache_serves_cached_pages_and_records_each_visitors_pagevi
             "1",
             "--bind",
             f"{HOST}:{port}",
+            "--no-control-socket",  # its default path is shared by every gunicorn on the machine
             "django.core.wsgi:get_wsgi_application()",
         ],
         env,
