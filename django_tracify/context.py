@@ -47,6 +47,14 @@ class ParamsDelivery:
     carried: bool = False
 
 
+@dataclass
+class PageviewOfRequest:
+    """The request's pageview, once stored: one per request, whoever asks (view, middleware)."""
+
+    stored: bool = False
+    row: Any = None
+
+
 @dataclass(frozen=True)
 class RequestContext:
     identity: Identity
@@ -57,6 +65,9 @@ class RequestContext:
     url_params: dict[str, str] = field(default_factory=dict)
     consented: bool = True
     delivery: ParamsDelivery = field(default_factory=ParamsDelivery, compare=False, repr=False)
+    pageview: PageviewOfRequest = field(
+        default_factory=PageviewOfRequest, compare=False, repr=False
+    )
 
     def to_snapshot(self) -> dict[str, Any]:
         """A JSON-serialisable copy (hashes only) a shop can keep on its order."""
@@ -192,11 +203,6 @@ def allowed_params(pairs: Iterable[tuple[Any, Any]]) -> dict[str, str]:
 def url_params(request: HttpRequest) -> dict[str, str]:
     # Without a query string, request.GET would build an empty QueryDict for nothing.
     return allowed_params(request.GET.items()) if request.META.get("QUERY_STRING") else {}
-
-
-def has_pending_params(request: HttpRequest) -> bool:
-    """Whether the request brought URL parameters or the session holds some (cheap)."""
-    return bool(request.META.get("QUERY_STRING")) or bool(kept_url_params(request))
 
 
 def has_pending_marker(request: HttpRequest) -> bool:

@@ -17,6 +17,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.conf import settings as django_settings
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.utils.cache import patch_cache_control
 
 from django_tracify.bots import is_bot
 from django_tracify.conf import settings
@@ -25,7 +26,7 @@ from django_tracify.context import (
     LazyContext,
     activate,
     has_pending_marker,
-    has_pending_params,
+    kept_url_params,
     settle_url_params,
     user_agent,
 )
@@ -89,6 +90,8 @@ def mark_pending(request: HttpRequest, response: HttpResponseBase, held: bool) -
     path = django_settings.SESSION_COOKIE_PATH
     domain = django_settings.SESSION_COOKIE_DOMAIN
     samesite = django_settings.SESSION_COOKIE_SAMESITE
+    # The cookie is this visitor's: a cache must not hand it to others with the page.
+    patch_cache_control(response, private=True)
     if not held:
         response.delete_cookie(PENDING_COOKIE, path=path, domain=domain, samesite=samesite)
         return
@@ -102,6 +105,28 @@ def mark_pending(request: HttpRequest, response: HttpResponseBase, held: bool) -
         httponly=True,
         samesite=samesite,
     )
+
+
+class PageviewOnClose:
+    """The pageview, recorded when the server closes the response (after sending it).
+
+    A cache that stores the response pickles it, closers included: the copy records nothing
+    and holds no request, else every visitor served that copy would replay the first one's
+    pageview (and a real request, holding its socket, cannot be pickled at all).
+    """
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: HttpRequest | None) -> None:
+        self.request = request
+
+    def __call__(self) -> None:
+        request, self.request = self.request, None
+        if request is not None:
+            record_pageview(request)
+
+    def __reduce__(self) -> tuple[type[PageviewOnClose], tuple[None]]:
+        return (PageviewOnClose, (None,))
 
 
 def record_pageview(request: HttpRequest) -> None:
@@ -164,7 +189,9 @@ class TracifyMiddleware:
     def finish(self, request: HttpRequest, response: HttpResponseBase) -> None:
         try:
             seen = is_page_seen(request, response)
-            if has_pending_params(request):
+            # A page seen with its own URL parameters only: its pageview carries them and the
+            # session has nothing to clear, so all of it waits until the page was sent.
+            if kept_url_params(request) or (not seen and request.META.get("QUERY_STRING")):
                 if not is_visitor(request):
                     return
                 context = request_context(request, look_up_user=False)
@@ -179,6 +206,6 @@ class TracifyMiddleware:
             if seen:
                 # Django calls these from response.close(), once the server has sent it.
                 closers: list[Callable[[], object]] = response._resource_closers  # type: ignore[attr-defined]
-                closers.append(partial(record_pageview, request))
+                closers.append(PageviewOnClose(request))
         except Exception:
             logger.exception("tracify: the pageview could not be prepared")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError
@@ -88,8 +88,13 @@ def record(
         context = resolve_context(request, identity)
         if not context.consented:
             return None
+        if event_type == events.PAGEVIEW and context.pageview.stored:
+            return cast("OutboxEvent | None", context.pageview.row)
         event = build(context)
-        return _store(event_type, event, returns_row)
+        row = _store(event_type, event, returns_row)
+        if event_type == events.PAGEVIEW:
+            context.pageview.stored, context.pageview.row = True, row
+        return row
     except TracifyValidationError as err:
         if settings.RAISE_ERRORS:
             raise
@@ -149,7 +154,11 @@ def _write_failed(using: str, err: DatabaseError, event_type: str) -> None:
 
 
 def track_pageview(request: HttpRequest | None = None) -> OutboxEvent | None:
-    """Record a pageview of `request` (or of the current request)."""
+    """Record a pageview of `request` (or of the current request).
+
+    One per request: asked again (or by TracifyMiddleware, after the page was sent), nothing
+    more is stored and the first row is returned.
+    """
     return record(events.PAGEVIEW, events.build_pageview, request)
 
 

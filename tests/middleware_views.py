@@ -37,6 +37,16 @@ def product_page(request: HttpRequest) -> HttpResponse:
     return HttpResponse(PAGE)
 
 
+def page_that_tracks_its_pageview(request: HttpRequest) -> HttpResponse:
+    first = tracify.track_pageview(request)
+    again = tracify.track_pageview()
+    return HttpResponse(f"{PAGE}<p>{first and first.pk} {again and again.pk}</p>")
+
+
+async def async_page_that_tracks_its_pageview(request: HttpRequest) -> HttpResponse:
+    return await sync_to_async(page_that_tracks_its_pageview)(request)
+
+
 def json_page(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"html": PAGE})
 
@@ -74,6 +84,8 @@ urlpatterns = [
     path("product/", product_page),
     path("async-page/", async_page),
     path("json/", json_page),
+    path("tracked/", page_that_tracks_its_pageview),
+    path("async-tracked/", async_page_that_tracks_its_pageview),
     path("streamed/", streamed_page),
     path("missing/", missing_page),
     path("go/", landing_redirect),

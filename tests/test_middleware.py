@@ -107,6 +107,14 @@ def test_a_purchase_in_a_view_carries_the_requests_identity(any_browser: Fetch, 
     assert hash_email("buyer@example.com") in identity_data
 
 
+@pytest.mark.parametrize("path", ["/tracked/", "/async-tracked/"])
+def test_a_view_that_tracks_its_pageview_gets_one_pageview(any_browser: Fetch, path: str) -> None:
+    response = any_browser(path)
+    [pageview] = pageviews()
+    # Asked twice by the view (with and without the request), once more by the middleware.
+    assert f"<p>{pageview.pk} {pageview.pk}</p>".encode() in response.content
+
+
 @pytest.mark.django_db
 def test_the_pageview_is_written_when_the_server_closes_the_response(
     rf: RequestFactory,
