@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from django.http import HttpRequest
 
 from django_tracify import events
+from django_tracify.client_ip import lost_without_client_ip
 from django_tracify.conf import settings
 from django_tracify.context import (
     RequestContext,
@@ -73,7 +74,7 @@ def record(
 
     try:
         context = resolve_context(request, identity)
-        if not context.consented:
+        if not context.consented or lost_without_client_ip(context.identity, event_type):
             return None
         event = build(context)
         if returns_row:
