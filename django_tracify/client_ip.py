@@ -50,7 +50,7 @@ def proxy_settings_problem() -> str | None:
 
 
 def normalised_ip(text: str) -> str | None:
-    """`text` as an IP address written one way, or None if it is not one (or is 0.0.0.0)."""
+    """`text` as an IP address written one way, or None if it is not one."""
     text = text.strip()
     if text.startswith("["):  # [2001:db8::1]:443
         text = text[1:].partition("]")[0]
@@ -62,7 +62,7 @@ def normalised_ip(text: str) -> str | None:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
-    return None if address.is_unspecified else str(address)
+    return str(address)
 
 
 def client_ip(request: HttpRequest) -> str | None:

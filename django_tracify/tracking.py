@@ -82,7 +82,7 @@ def record(
         else:
             row, created = None, outbox.add(event)
         if created:
-            note_stored(event.payload)
+            note_stored(context, event.payload)
         return row
     except TracifyValidationError as err:
         if settings.RAISE_ERRORS:
