@@ -30,7 +30,7 @@ NO_CLIENT_IP = "no_client_ip"
 # kind -> (label, what the count means); the order tracify_status and the admin show them in.
 KINDS: dict[str, tuple[str, str]] = {
     OUTBOX_UNWRITABLE: ("lost at capture", "events lost: the outbox could not be written"),
-    NO_CLIENT_IP: ("no client IP", "events recorded without the visitor's IP address"),
+    NO_CLIENT_IP: ("no client IP", "events lost: the visitor's IP address was unknown"),
 }
 
 SAVE_INTERVAL = 10.0

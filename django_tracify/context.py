@@ -11,6 +11,7 @@ them; once an event was stored with them, they are cleared.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,7 +29,7 @@ from django_tracify.conf import settings
 from django_tracify.consent import has_consent
 from django_tracify.errors import TracifyValidationError
 from django_tracify.identity import Identity
-from django_tracify.values import printable
+from django_tracify.values import looks_like_contact, printable
 
 MAX_URL_LENGTH = 2048
 MAX_PARAM_LENGTH = 512
@@ -37,6 +38,10 @@ SNAPSHOT_VERSION = 1
 SESSION_KEY = "_tracify_url_params"
 # Set while the session holds pending parameters: without it the session is not read for them.
 PENDING_COOKIE = "tracify_pending"
+# Names of event fields (any case): a landing URL's ?Referer= or ?ITEM1= must not pose as one.
+EVENT_FIELD_NAMES = re.compile(
+    r"referer|origin|order_id|conversion_id|currency|amount|(item|amt|qty)[0-9]+", re.IGNORECASE
+)
 
 
 @dataclass
@@ -94,10 +99,18 @@ class RequestContext:
             value = snapshot.get(name)
             if value is not None and not isinstance(value, str):
                 raise TracifyValidationError(f"identity.{name}", "is not a string")
-            texts[name] = cut(value, MAX_URL_LENGTH) if value else None
+            texts[name] = cut(value, MAX_URL_LENGTH) if value and is_parsable(value) else None
         return cls(
             identity=identity, url=texts["url"], origin=texts["origin"], referer=texts["referer"]
         )
+
+
+def is_parsable(url: str) -> bool:
+    try:
+        urlsplit(url)
+    except ValueError:  # "http://[x": an unclosed IPv6 bracket
+        return False
+    return True
 
 
 class LazyContext:
@@ -174,7 +187,12 @@ def request_url(request: HttpRequest) -> tuple[str | None, str | None]:
 
 
 def without_query(url: str) -> str:
-    """Domain and path only: query strings can carry personal data (emails, tokens)."""
+    """Domain and path only: query strings can carry personal data (emails, tokens).
+
+    An empty string for what is not an absolute URL (a malformed Referer is dropped).
+    """
+    if not is_parsable(url):
+        return ""
     parts = urlsplit(url)
     if not parts.scheme or not parts.netloc:
         return ""
@@ -195,9 +213,17 @@ def allowed_params(pairs: Iterable[tuple[Any, Any]]) -> dict[str, str]:
             break
         if excluded is None:
             excluded = settings.EXCLUDE_URL_PARAMS
-        if name and not is_excluded_param(str(name), excluded):
-            params[cut(printable(str(name)), 64)] = cut(printable(str(value)), MAX_PARAM_LENGTH)
+        name, value = str(name), cut(printable(str(value)), MAX_PARAM_LENGTH)
+        if name and is_carried_param(name, value, excluded):
+            params[cut(printable(name), 64)] = value
     return params
+
+
+def is_carried_param(name: str, value: str, excluded: Iterable[str]) -> bool:
+    """Not personal by its name or its value, and not the name of an event field."""
+    if is_excluded_param(name, excluded) or EVENT_FIELD_NAMES.fullmatch(name):
+        return False
+    return not looks_like_contact(value)
 
 
 def url_params(request: HttpRequest) -> dict[str, str]:
@@ -248,12 +274,10 @@ def context_from_request(request: HttpRequest, *, look_up_user: bool = True) -> 
     )
 
 
-def note_stored(payload: Any) -> None:
-    """A new outbox row was stored: if it carries the pending URL parameters, they are done."""
-    source = _current.get()
-    # Only a context already built can have given this row its parameters.
-    context = source.built if isinstance(source, LazyContext) else source
-    if context is None or not context.url_params or context.delivery.carried:
+def note_stored(context: RequestContext, payload: Any) -> None:
+    """A new outbox row was stored from `context`: if it carries the pending URL parameters,
+    they are done (the middleware settles the same context, kept on the request)."""
+    if not context.url_params or context.delivery.carried:
         return
     data = payload.get("data") if isinstance(payload, dict) else None
     if isinstance(data, dict) and all(name in data for name in context.url_params):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -22,8 +21,6 @@ CONVERSION = "conversion"
 POSTPURCHASESURVEY = "postpurchasesurvey"
 UNTITLED = "(untitled)"
 EVENT_TYPES = (PAGEVIEW, PRODUCTVIEW, ADDTOCART, PURCHASE, CONVERSION, POSTPURCHASESURVEY)
-# A landing URL's ?ITEM3=x would pose as a purchase line (and break the numbering Tracify checks).
-_LINE_FIELD = re.compile(r"(ITEM|AMT|QTY)[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -75,11 +72,7 @@ def build(
     dedup_key: str | None = None,
 ) -> Event:
     url, origin = _url_and_origin(context, path)
-    body_data: dict[str, str] = {
-        name: value
-        for name, value in context.url_params.items()
-        if not (event_type == PURCHASE and _LINE_FIELD.fullmatch(name))
-    }
+    body_data = dict(context.url_params)
     body_data["origin"] = origin
     if context.referer:
         body_data["Referer"] = context.referer

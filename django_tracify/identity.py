@@ -66,6 +66,8 @@ class Identity:
         user_agent: str | None = None,
         email: str | None = None,
     ) -> Identity:
+        # An empty address is no address: its hash would make all such visitors one.
+        ip = ip.strip() if ip and ip.strip() else None
         session = None
         if ip is not None and user_agent is not None:
             session = hash_identity(session_key(ip, user_agent))

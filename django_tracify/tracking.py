@@ -15,6 +15,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest
 
 from django_tracify import capture_problems, events, outbox_pause
+from django_tracify.client_ip import lost_without_client_ip
 from django_tracify.conf import settings
 from django_tracify.context import (
     RequestContext,
@@ -86,12 +87,12 @@ def record(
         return None if defer(call) else run_outside_loop(call)
     try:
         context = resolve_context(request, identity)
-        if not context.consented:
+        if not context.consented or lost_without_client_ip(context.identity, event_type):
             return None
         if event_type == events.PAGEVIEW and context.pageview.stored:
             return cast("OutboxEvent | None", context.pageview.row)
         event = build(context)
-        row = _store(event_type, event, returns_row)
+        row = _store(context, event_type, event, returns_row)
         if event_type == events.PAGEVIEW:
             context.pageview.stored, context.pageview.row = True, row
         return row
@@ -107,7 +108,9 @@ def record(
     return None
 
 
-def _store(event_type: str, event: events.Event, returns_row: bool) -> OutboxEvent | None:
+def _store(
+    context: RequestContext, event_type: str, event: events.Event, returns_row: bool
+) -> OutboxEvent | None:
     from django_tracify import outbox
 
     using = outbox_database()
@@ -124,7 +127,7 @@ def _store(event_type: str, event: events.Event, returns_row: bool) -> OutboxEve
         return None
     capture_problems.save_after_write(using)
     if created:
-        note_stored(event.payload)
+        note_stored(context, event.payload)
     return row
 
 

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import unquote
 
 from django.utils import timezone
 from django.utils.encoding import force_str
@@ -19,6 +20,10 @@ MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 255
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_EMAIL = re.compile(r"[^@]+@[^@]+\.[^@]+")
+# International (+49, 0049, or the + a query string turns into a space) or national (0176,
+# (030)) numbers only: bare digits that do not start with 0 are ad and campaign ids.
+_PHONE = re.compile(r"(?:\+|\s|0|\(0)[0-9\s().\-/]{6,24}")
 
 
 def _describe(value: Any) -> str:
@@ -91,6 +96,14 @@ def printable(value: str) -> str:
         return value
     cleaned = "".join(char for char in value if unicodedata.category(char) != "Cc")
     return cleaned.encode("utf-8", "replace").decode("utf-8")
+
+
+def looks_like_contact(value: str) -> bool:
+    """Whether `value` holds an email address, or is a phone number."""
+    words = unquote(value).split() if "@" in value or "%40" in value else ()
+    if any(_EMAIL.fullmatch(word) for word in words):
+        return True
+    return bool(_PHONE.fullmatch(value)) and 7 <= sum(char.isdigit() for char in value) <= 15
 
 
 def text(value: Any, field: str, limit: int = MAX_TEXT_LENGTH) -> str:

@@ -174,7 +174,21 @@ def test_tracify_status_and_the_admin_show_the_counts(admin_client: Client) -> N
     capture_problems.save("default")
     output = status()
     assert re.search(r"^lost at capture: 1,234 \(events lost: .*\), last: .* ago\)$", output, re.M)
-    assert re.search(r"^no client IP:   1 \(events recorded without", output, re.M)
+    assert re.search(r"^no client IP:   1 \(events lost: the visitor's IP", output, re.M)
     html = admin_client.get(CHANGELIST).content.decode()
     assert re.search(r'<dd id="tracify-capture-outbox_unwritable" title="[^"]+">1234</dd>', html)
     assert re.search(r'<dd id="tracify-capture-no_client_ip" title="[^"]+">1</dd>', html)
+
+
+def test_events_lost_for_want_of_a_client_ip_are_counted_for_the_operator(
+    production: None, shop_request: Callable[..., Any]
+) -> None:
+    """Behind a proxy on a unix socket, without TRUSTED_PROXY_COUNT: REMOTE_ADDR is empty."""
+    for _ in range(3):
+        assert tracify.track_pageview(shop_request(REMOTE_ADDR="")) is None
+
+    assert not OutboxEvent.objects.exists()
+    # The first is saved at once (the database is fine), the next within SAVE_INTERVAL wait.
+    assert saved() == {capture_problems.NO_CLIENT_IP: 1}
+    assert capture_problems.unsaved() == {capture_problems.NO_CLIENT_IP: 2}
+    assert re.search(r"^no client IP:   1 \(events lost: the visitor's IP", status(), re.M)

@@ -1,19 +1,25 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
+import pytest
 from django.contrib.sessions.backends.signed_cookies import SessionStore
+from django.http import JsonResponse
 
+import django_tracify as tracify
 from django_tracify.context import (
     MAX_PARAMS,
     PENDING_COOKIE,
     SESSION_KEY,
-    activate,
     context_from_request,
     note_stored,
     settle_url_params,
 )
+from django_tracify.middleware import TracifyMiddleware
+from django_tracify.models import OutboxEvent, OutboxStatus
 
 
 def with_session(request: Any, kept: dict[str, str] | None = None) -> Any:
@@ -92,12 +98,107 @@ def test_without_consent_the_session_is_left_alone(shop_request: Any) -> None:
 def test_a_stored_event_with_the_parameters_marks_them_carried(shop_request: Any) -> None:
     request = with_session(shop_request("/"), {"utm_source": "fb"})
     context = context_from_request(request)
-    note_stored(stored_payload({"utm_source": "fb"}))  # not current
+    note_stored(context, stored_payload({}))  # an event from an identity= snapshot, say
     assert context.delivery.carried is False
-    with activate(context):
-        note_stored(stored_payload({}))  # another request's event
-        assert context.delivery.carried is False
-        note_stored(stored_payload({"utm_source": "fb"}))
+    note_stored(context, stored_payload({"utm_source": "fb"}))
     assert context.delivery.carried is True
     settle_url_params(request, context, carried=False)
     assert SESSION_KEY not in request.session
+
+
+ORDER = {"number": "A-1", "total": "9.90", "currency": "EUR"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("raise_errors", [True, False])
+@pytest.mark.parametrize("referer", ["http://[x", "https://[::1/p?q=1", "https://a:b@[x/"])
+def test_a_malformed_referer_is_dropped_and_the_purchase_kept(
+    shop_request: Any, tracify_settings: Callable[..., None], referer: str, raise_errors: bool
+) -> None:
+    tracify_settings(RAISE_ERRORS=raise_errors)
+    event = tracify.track_purchase(ORDER, request=shop_request("/thanks/", HTTP_REFERER=referer))
+    assert event is not None
+    assert "Referer" not in event.payload["data"]
+    assert OutboxEvent.objects.get().status == OutboxStatus.PENDING
+
+
+@pytest.mark.django_db
+def test_a_snapshot_with_a_malformed_url_falls_back_to_site_url(
+    shop_request: Any, tracify_settings: Callable[..., None]
+) -> None:
+    tracify_settings(SITE_URL="https://shop.example.com")
+    snapshot = tracify.capture_identity(shop_request("/checkout/"))
+    assert snapshot is not None
+    snapshot.update(url="https://[x/checkout/", referer="http://[x")
+    event = tracify.track_purchase(ORDER, identity=snapshot)
+    assert event is not None
+    assert event.payload["url"] == "https://shop.example.com"
+    assert "Referer" not in event.payload["data"]
+
+
+def test_url_parameters_cannot_pose_as_event_fields(shop_request: Any) -> None:
+    query = urlencode(
+        {
+            "Referer": "https://evil.example/?token=abc",
+            "referer": "x",
+            "origin": "https://evil.example",
+            "order_id": "7",
+            "Amount": "0.01",
+            "currency": "XXX",
+            "conversion_id": "9",
+            "item1": "free",
+            "QTY2": "3",
+            "utm_source": "fb",
+        }
+    )
+    assert context_from_request(shop_request("/?" + query)).url_params == {"utm_source": "fb"}
+
+
+@pytest.mark.django_db
+def test_a_referer_parameter_does_not_become_the_events_referer(shop_request: Any) -> None:
+    event = tracify.track_pageview(shop_request("/?Referer=https://evil.example/?token=abc"))
+    assert event is not None
+    assert "Referer" not in event.payload["data"]
+    assert "abc" not in json.dumps(event.payload)
+
+
+@pytest.mark.django_db
+def test_an_event_tracked_with_request_marks_the_parameters_carried(shop_request: Any) -> None:
+    def view(request: Any) -> JsonResponse:
+        tracify.track_conversion("lead-1", "1", "EUR", request=request)
+        return JsonResponse({"ok": True})
+
+    request = with_session(shop_request("/lead/?utm_source=fb"))
+    TracifyMiddleware(view)(request)
+    assert OutboxEvent.objects.get().payload["data"]["utm_source"] == "fb"
+    assert SESSION_KEY not in request.session
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "jane@example.com",
+        "Jane.Doe+ads@Example.co.uk",
+        "mail jane@example.com now",
+        "jane%40example.com",
+        "+49 176 1234567",
+        " 491761234567",  # "?utm_term=+491761234567": the + arrives as a space
+        "0049-176-1234567",
+        "01761234567",
+        "(030) 123 4567",
+    ],
+)
+def test_parameter_values_that_look_like_an_email_or_phone_number_are_dropped(
+    shop_request: Any, value: str
+) -> None:
+    request = shop_request("/?" + urlencode({"utm_term": value, "utm_source": "fb"}))
+    assert context_from_request(request).url_params == {"utm_source": "fb"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["120206067078490109", "Cj0KCQjw-gclid_AbC123", "2024-06-21", "summer sale", "0.5", "42"],
+)
+def test_ids_dates_and_words_are_kept(shop_request: Any, value: str) -> None:
+    request = shop_request("/?" + urlencode({"utm_term": value}))
+    assert context_from_request(request).url_params == {"utm_term": value}

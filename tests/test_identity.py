@@ -57,3 +57,11 @@ def test_identity_round_trips_through_a_dict() -> None:
 def test_identity_from_dict_rejects_raw_values() -> None:
     with pytest.raises(TracifyValidationError, match=r"identity\.ip: is not a 64-character"):
         Identity.from_dict({"ip": "10.0.0.1"})
+
+
+@pytest.mark.parametrize("ip", ["", "   "])
+def test_an_empty_ip_address_is_never_hashed(ip: str) -> None:
+    identity = Identity.from_raw(ip=ip, user_agent="Mozilla/5.0")
+    assert identity.ip is None
+    assert identity.session is None
+    assert NODE_VECTORS[""] not in identity.as_identity_data()

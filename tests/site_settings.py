@@ -1,0 +1,13 @@
+"""Settings for a real server (gunicorn, uvicorn) the tests start: the middleware test pages,
+tracked by TracifyMiddleware, on the outbox database of tests/process_settings.py."""
+
+from __future__ import annotations
+
+from tests.process_settings import *  # noqa: F403
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_tracify.middleware.TracifyMiddleware",
+]
+ROOT_URLCONF = "tests.middleware_views"
