@@ -77,7 +77,7 @@ def test_a_naive_datetime_is_read_in_the_current_time_zone(snapshot: Any) -> Non
 
 def test_a_time_in_the_future_is_refused(snapshot: Any) -> None:
     tomorrow = timezone.now() + dt.timedelta(days=1)
-    with pytest.raises(TracifyValidationError, match="occurred_at: .* is in the future"):
+    with pytest.raises(TracifyValidationError, match=r"occurred_at: .* is in the future"):
         tracify.track_purchase(ORDER, identity=snapshot, occurred_at=tomorrow)
 
 
@@ -94,7 +94,7 @@ def test_a_time_older_than_the_outbox_would_send_is_refused(
     snapshot: Any, tracify_settings: Callable[..., None]
 ) -> None:
     tracify_settings(MAX_AGE_SECONDS=3600)
-    with pytest.raises(TracifyValidationError, match="occurred_at: .*MAX_AGE_SECONDS"):
+    with pytest.raises(TracifyValidationError, match=r"occurred_at: .*MAX_AGE_SECONDS"):
         tracify.track_purchase(
             ORDER, identity=snapshot, occurred_at=timezone.now() - dt.timedelta(hours=2)
         )
@@ -105,7 +105,7 @@ def test_a_time_older_than_the_outbox_would_send_is_refused(
 
 
 def test_not_a_datetime_is_refused(snapshot: Any) -> None:
-    with pytest.raises(TracifyValidationError, match="occurred_at: .* is not a datetime"):
+    with pytest.raises(TracifyValidationError, match=r"occurred_at: .* is not a datetime"):
         tracify.track_purchase(ORDER, identity=snapshot, occurred_at="2026-12-01 10:00:00")
 
 
