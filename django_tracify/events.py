@@ -8,7 +8,7 @@ from urllib.parse import urljoin, urlsplit
 
 from django_tracify import values
 from django_tracify.conf import settings
-from django_tracify.context import MAX_URL_LENGTH, RequestContext, cut
+from django_tracify.context import MAX_URL_LENGTH, RequestContext, cut, without_query
 from django_tracify.errors import TracifyValidationError
 from django_tracify.identity import KIND_IP, KIND_USER_AGENT
 from django_tracify.orders import OrderData
@@ -20,6 +20,7 @@ PURCHASE = "purchase"
 CONVERSION = "conversion"
 POSTPURCHASESURVEY = "postpurchasesurvey"
 UNTITLED = "(untitled)"
+PRODUCT_URL = "product.get_absolute_url()"
 EVENT_TYPES = (PAGEVIEW, PRODUCTVIEW, ADDTOCART, PURCHASE, CONVERSION, POSTPURCHASESURVEY)
 
 
@@ -32,10 +33,8 @@ class Event:
     dedup_key: str | None = None
 
 
-def _url_and_origin(context: RequestContext, path: str | None) -> tuple[str, str]:
-    url = context.url
-    if not url and settings.SITE_URL:
-        url = urljoin(settings.SITE_URL + "/", path.lstrip("/")) if path else settings.SITE_URL
+def _url_and_origin(context: RequestContext, page: str | None) -> tuple[str, str]:
+    url = page or context.url or settings.SITE_URL
     if not url:
         raise TracifyValidationError(
             "url",
@@ -47,6 +46,41 @@ def _url_and_origin(context: RequestContext, path: str | None) -> tuple[str, str
         raise TracifyValidationError("url", f"{url[:60]!r} is not an absolute http(s) URL")
     origin = context.origin or f"{parts.scheme}://{parts.netloc}"
     return cut(url, MAX_URL_LENGTH), origin
+
+
+def _page_url(context: RequestContext, page: str, field: str) -> str | None:
+    """`page` (a path or URL) made absolute on the request's origin, or SITE_URL's."""
+    if context.url:
+        joined = urljoin(context.url, page)
+    elif settings.SITE_URL:
+        joined = urljoin(settings.SITE_URL + "/", page.lstrip("/"))
+    else:
+        return None  # _url_and_origin() says what is missing
+    url = without_query(joined)
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise TracifyValidationError(field, f"{page[:60]!r} is not a path or http(s) URL")
+    return url
+
+
+def product_page(context: RequestContext, product: Any) -> str | None:
+    """The product's page: product.get_absolute_url(), made absolute. Tracify's productview
+    and addtocart have no product fields; the product is where the event happened."""
+    get_url = getattr(product, "get_absolute_url", None)
+    if not callable(get_url):
+        return None
+    try:
+        page = get_url()
+    except Exception as err:
+        raise TracifyValidationError(PRODUCT_URL, f"raised {type(err).__name__}") from err
+    return _page_url(context, str(page), PRODUCT_URL) if page else None
+
+
+def _referring_page(context: RequestContext) -> str | None:
+    """The page of this site the request came from: where an add-to-cart button was."""
+    referer, origin = context.referer, context.origin
+    if referer and origin and (referer == origin or referer.startswith(origin + "/")):
+        return referer
+    return None
 
 
 def _identity_data(context: RequestContext, email: str | None) -> dict[str, int]:
@@ -68,10 +102,11 @@ def build(
     *,
     occurred_at: Any = None,
     email: str | None = None,
-    path: str | None = None,
+    page: str | None = None,
     dedup_key: str | None = None,
 ) -> Event:
-    url, origin = _url_and_origin(context, path)
+    """The event body; `page` (an absolute URL) stands for the request's URL."""
+    url, origin = _url_and_origin(context, page)
     body_data = dict(context.url_params)
     body_data["origin"] = origin
     if context.referer:
@@ -81,16 +116,17 @@ def build(
         "url": url,
         "customer_site_id": settings.CUSTOMER_SITE_ID,
         "identity_data": _identity_data(context, email),
-        "datetime": values.occurred(occurred_at),
+        "datetime": _occurred(occurred_at),
         "type": event_type,
         "data": body_data,
     }
     return Event(event_type, payload, dedup_key)
 
 
-def _product_path(product: Any) -> str | None:
-    get_url = getattr(product, "get_absolute_url", None)
-    return str(get_url()) if callable(get_url) else None
+def _occurred(occurred_at: Any) -> str:
+    if occurred_at is None:
+        return values.occurred(None)
+    return values.occurred(occurred_at, max_age_seconds=settings.MAX_AGE_SECONDS)
 
 
 def build_pageview(context: RequestContext, *, occurred_at: Any = None) -> Event:
@@ -100,7 +136,7 @@ def build_pageview(context: RequestContext, *, occurred_at: Any = None) -> Event
 def build_productview(
     context: RequestContext, product: Any = None, *, occurred_at: Any = None
 ) -> Event:
-    return build(PRODUCTVIEW, context, occurred_at=occurred_at, path=_product_path(product))
+    return build(PRODUCTVIEW, context, occurred_at=occurred_at, page=product_page(context, product))
 
 
 def build_addtocart(
@@ -108,7 +144,9 @@ def build_addtocart(
 ) -> Event:
     # Tracify's addtocart has no quantity field: it is checked, so that a bad call is reported.
     values.quantity(quantity, "quantity")
-    return build(ADDTOCART, context, occurred_at=occurred_at, path=_product_path(product))
+    # The request is the cart's POST endpoint: the event happened on the product's page.
+    page = product_page(context, product) or _referring_page(context)
+    return build(ADDTOCART, context, occurred_at=occurred_at, page=page)
 
 
 def _line_title(title: Any, field: str) -> str:

@@ -94,6 +94,18 @@ def default_adapter(order: Any) -> OrderData:
     )
 
 
+def order_id_of(order: Any) -> Any:
+    """The order's id as its adapter reads it, or None (for the report of a bad order)."""
+    try:
+        if isinstance(order, OrderData):
+            return order.order_id
+        if settings.ORDER_ADAPTER is None and order is not None:
+            return read(order, ORDER_ID_NAMES)  # not the lines: they may be what is wrong
+        return order_data(order).order_id
+    except Exception:
+        return None
+
+
 def order_data(order: Any) -> OrderData:
     if isinstance(order, OrderData):
         return order

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -14,7 +16,7 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 from django.http import HttpRequest
 
-from django_tracify import capture_problems, events, outbox_pause
+from django_tracify import capture_problems, events, outbox_pause, values
 from django_tracify.client_ip import lost_without_client_ip
 from django_tracify.conf import settings
 from django_tracify.context import (
@@ -69,11 +71,13 @@ def record(
     identity: Any = None,
     *,
     returns_row: bool = True,
+    reference: Callable[[], dict[str, Any]] | None = None,
 ) -> OutboxEvent | None:
     """Resolve the visitor, build and enqueue; in production no error escapes.
 
     Nothing is stored for a visitor without consent. An error is logged, and bad input is
-    kept as an `invalid` row for the admin. An outbox that cannot be written costs the event,
+    kept as an `invalid` row for the admin, with the request's URL and the ids `reference`
+    names (an order id) that are valid. An outbox that cannot be written costs the event,
     counted (capture_problems), and pauses tracking briefly (outbox_pause). With
     returns_row=False the stored row is not built (None is returned).
 
@@ -83,8 +87,17 @@ def record(
     if not settings.ENABLED:
         return None
     if in_event_loop():
-        call = partial(record, event_type, build, request, identity, returns_row=returns_row)
+        call = partial(
+            record,
+            event_type,
+            build,
+            request,
+            identity,
+            returns_row=returns_row,
+            reference=reference,
+        )
         return None if defer(call) else run_outside_loop(call)
+    context: RequestContext | None = None
     try:
         context = resolve_context(request, identity)
         if not context.consented or lost_without_client_ip(context.identity, event_type):
@@ -99,8 +112,10 @@ def record(
     except TracifyValidationError as err:
         if settings.RAISE_ERRORS:
             raise
-        logger.warning("tracify: %s not recorded: %s", event_type, err)
-        _keep_invalid(event_type, str(err))
+        ids = _valid_ids(reference)
+        problem = _with_ids(str(err), ids)
+        logger.warning("tracify: %s not recorded: %s", event_type, problem)
+        _keep_invalid(event_type, problem, _invalid_payload(context, ids))
     except Exception as err:
         if settings.RAISE_ERRORS:
             raise
@@ -131,7 +146,35 @@ def _store(
     return row
 
 
-def _keep_invalid(event_type: str, problem: str) -> None:
+def _valid_ids(reference: Callable[[], dict[str, Any]] | None) -> dict[str, str]:
+    """The ids a bad call carries that are valid themselves: what the admin can show."""
+    try:
+        candidates = reference() if reference is not None else {}
+    except Exception:
+        return {}
+    ids: dict[str, str] = {}
+    for name, value in candidates.items():
+        with suppress(TracifyValidationError):
+            ids[name] = values.identifier(value, name)
+    return ids
+
+
+def _with_ids(problem: str, ids: dict[str, str]) -> str:
+    # After the problem, which starts with the field's name; the admin list shows both.
+    return problem + "".join(f" [{name} {value}]" for name, value in ids.items())
+
+
+def _invalid_payload(context: RequestContext | None, ids: dict[str, str]) -> dict[str, Any]:
+    # Domain + path and ids only: the invalid row never holds an email, IP or user agent.
+    payload: dict[str, Any] = {}
+    if context is not None and context.url:
+        payload["url"] = context.url
+    if ids:
+        payload["data"] = ids
+    return payload
+
+
+def _keep_invalid(event_type: str, problem: str, payload: dict[str, Any]) -> None:
     from django_tracify import outbox
 
     using = outbox_database()
@@ -139,7 +182,7 @@ def _keep_invalid(event_type: str, problem: str) -> None:
         capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
         return
     try:
-        outbox.record_invalid(event_type, problem)
+        outbox.record_invalid(event_type, problem, payload)
     except DatabaseError as err:
         _write_failed(using, err, f"invalid {event_type}")
     except Exception:
@@ -186,21 +229,27 @@ def track_addtocart(
 
 
 def track_purchase(
-    order: Any, request: HttpRequest | None = None, identity: Any = None
+    order: Any,
+    request: HttpRequest | None = None,
+    identity: Any = None,
+    *,
+    occurred_at: datetime | None = None,
 ) -> OutboxEvent | None:
     """Record a purchase. `order` is read through TRACIFY['ORDER_ADAPTER'] (or the default).
 
     Without `request`, the current request's context is used; from a payment webhook, pass
-    `identity=` the snapshot `capture_identity(request)` returned at checkout. One purchase per
-    order id is kept: calling it again returns the first row.
+    `identity=` the snapshot `capture_identity(request)` returned at checkout, and
+    `occurred_at=` when the order was placed (default: now). One purchase per order id is
+    kept: calling it again returns the first row.
     """
-    from django_tracify.orders import order_data
+    from django_tracify.orders import order_data, order_id_of
 
     return record(
         events.PURCHASE,
-        lambda context: events.build_purchase(context, order_data(order)),
+        lambda context: events.build_purchase(context, order_data(order), occurred_at=occurred_at),
         request,
         identity,
+        reference=lambda: {"order_id": order_id_of(order)},
     )
 
 
@@ -210,13 +259,18 @@ def track_conversion(
     currency: Any,
     request: HttpRequest | None = None,
     identity: Any = None,
+    *,
+    occurred_at: datetime | None = None,
 ) -> OutboxEvent | None:
     """Record a conversion (a lead, a sign-up); one per conversion id is kept."""
     return record(
         events.CONVERSION,
-        lambda context: events.build_conversion(context, conversion_id, amount, currency),
+        lambda context: events.build_conversion(
+            context, conversion_id, amount, currency, occurred_at=occurred_at
+        ),
         request,
         identity,
+        reference=lambda: {"conversion_id": conversion_id},
     )
 
 
@@ -226,13 +280,18 @@ def track_post_purchase_survey(
     medium: Any = None,
     request: HttpRequest | None = None,
     identity: Any = None,
+    *,
+    occurred_at: datetime | None = None,
 ) -> OutboxEvent | None:
     """Record the channel a customer named after a purchase; one per order id is kept."""
     return record(
         events.POSTPURCHASESURVEY,
-        lambda context: events.build_post_purchase_survey(context, order_id, source, medium),
+        lambda context: events.build_post_purchase_survey(
+            context, order_id, source, medium, occurred_at=occurred_at
+        ),
         request,
         identity,
+        reference=lambda: {"order_id": order_id},
     )
 
 
@@ -276,11 +335,17 @@ async def atrack_addtocart(
 
 
 async def atrack_purchase(
-    order: Any, request: HttpRequest | None = None, identity: Any = None
+    order: Any,
+    request: HttpRequest | None = None,
+    identity: Any = None,
+    *,
+    occurred_at: datetime | None = None,
 ) -> OutboxEvent | None:
     """track_purchase() for async code; the order is read in the thread too (its lines may
     be a related manager)."""
-    return await sync_to_async(track_purchase)(order, request=request, identity=identity)
+    return await sync_to_async(track_purchase)(
+        order, request=request, identity=identity, occurred_at=occurred_at
+    )
 
 
 async def atrack_conversion(
@@ -289,10 +354,12 @@ async def atrack_conversion(
     currency: Any,
     request: HttpRequest | None = None,
     identity: Any = None,
+    *,
+    occurred_at: datetime | None = None,
 ) -> OutboxEvent | None:
     """track_conversion() for async code."""
     return await sync_to_async(track_conversion)(
-        conversion_id, amount, currency, request=request, identity=identity
+        conversion_id, amount, currency, request=request, identity=identity, occurred_at=occurred_at
     )
 
 
@@ -302,10 +369,12 @@ async def atrack_post_purchase_survey(
     medium: Any = None,
     request: HttpRequest | None = None,
     identity: Any = None,
+    *,
+    occurred_at: datetime | None = None,
 ) -> OutboxEvent | None:
     """track_post_purchase_survey() for async code."""
     return await sync_to_async(track_post_purchase_survey)(
-        order_id, source, medium, request=request, identity=identity
+        order_id, source, medium, request=request, identity=identity, occurred_at=occurred_at
     )
 
 

@@ -19,6 +19,8 @@ MAX_AMOUNT = Decimal("1000000000000")
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 255
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# How far ahead of this server's clock an occurred_at may be (a webhook sender's clock).
+CLOCK_SKEW = dt.timedelta(minutes=5)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _EMAIL = re.compile(r"[^@]+@[^@]+\.[^@]+")
 # International (+49, 0049, or the + a query string turns into a space) or national (0176,
@@ -117,12 +119,36 @@ def text(value: Any, field: str, limit: int = MAX_TEXT_LENGTH) -> str:
     return result[:limit]
 
 
-def occurred(value: Any, field: str = "occurred_at") -> str:
+def occurred(value: Any, field: str = "occurred_at", *, max_age_seconds: int | None = None) -> str:
+    """When the event occurred, in UTC and Tracify's format; None is now. A naive datetime is
+    read in the current time zone, as Django reads one.
+
+    With max_age_seconds, a time more than CLOCK_SKEW ahead of this server's clock or more
+    than max_age_seconds ago is refused; one a little ahead (another machine's clock) is now.
+    """
+    now = timezone.now()
     if value is None:
-        value = timezone.now()
+        value = now
     if not isinstance(value, dt.datetime):
         raise TracifyValidationError(field, f"{_describe(value)} is not a datetime")
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
     moment: dt.datetime = value.astimezone(dt.timezone.utc)
+    if max_age_seconds is not None:
+        if timezone.is_naive(now):  # USE_TZ = False
+            now = timezone.make_aware(now)
+        now = now.astimezone(dt.timezone.utc)
+        if moment > now + CLOCK_SKEW:
+            raise TracifyValidationError(
+                field,
+                f"{moment.strftime(DATETIME_FORMAT)} UTC is in the future "
+                f"(more than {CLOCK_SKEW.seconds} s ahead of this server's clock)",
+            )
+        if moment < now - dt.timedelta(seconds=max_age_seconds):
+            raise TracifyValidationError(
+                field,
+                f"{moment.strftime(DATETIME_FORMAT)} UTC is more than MAX_AGE_SECONDS "
+                f"({max_age_seconds} s) ago: an event that old is not sent",
+            )
+        moment = min(moment, now)
     return moment.strftime(DATETIME_FORMAT)

@@ -290,4 +290,5 @@ def test_an_invalid_rows_error_quotes_the_bad_value_only_briefly(
     invalid = OutboxEvent.objects.get(status=OutboxStatus.INVALID)
     assert invalid.last_error.startswith("order.currency: 'zq€€")
     assert len(invalid.last_error) < 200
-    assert invalid.payload == {}
+    # Only what says which order and where: never the bad value itself.
+    assert invalid.payload == {"url": "https://shop.example.com/", "data": {"order_id": "S-1"}}

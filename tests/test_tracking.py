@@ -83,6 +83,46 @@ def test_in_production_bad_input_is_logged_and_kept_for_the_admin(
     assert "order.amount" in invalid.last_error
 
 
+def test_an_invalid_purchase_row_says_which_order_and_where(
+    shop_request: Any, tracify_settings: Callable[..., None], admin_client: Any
+) -> None:
+    tracify_settings(RAISE_ERRORS=False)
+    bad = {**ORDER, "total": "12,50"}
+    assert tracify.track_purchase(bad, request=shop_request("/checkout/?coupon=x")) is None
+    invalid = OutboxEvent.objects.get()
+    assert invalid.status == OutboxStatus.INVALID
+    assert invalid.last_error == "order.amount: '12,50' is not a number [order_id A-1001]"
+    assert invalid.payload == {
+        "url": "https://shop.example.com/checkout/",
+        "data": {"order_id": "A-1001"},
+    }
+    stored = json.dumps(list(OutboxEvent.objects.values()), default=str)
+    for raw in ("Jane@Example.com", "jane@example.com", hash_email("jane@example.com")):
+        assert raw not in stored
+    listed = admin_client.get("/admin/django_tracify/outboxevent/").content.decode()
+    assert "[order_id A-1001]" in listed
+    detail = admin_client.get(f"/admin/django_tracify/outboxevent/{invalid.pk}/change/")
+    assert "https://shop.example.com/checkout/" in detail.content.decode()
+
+
+def test_an_invalid_row_keeps_the_ids_it_can_read_and_no_more(
+    shop_request: Any, tracify_settings: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    tracify_settings(RAISE_ERRORS=False)
+    tracify.track_purchase({**ORDER, "number": "\x00"})  # no id, no request context either
+    tracify.track_conversion("lead-9", "-1", "EUR", request=shop_request("/lead/"))
+    tracify.track_post_purchase_survey("A-5", "fb")  # no request context
+    rows = {row.event_type: row for row in OutboxEvent.objects.all()}
+    assert rows["purchase"].payload == {}
+    assert rows["purchase"].last_error.startswith("request: no request context")
+    assert rows["conversion"].payload == {
+        "url": "https://shop.example.com/lead/",
+        "data": {"conversion_id": "lead-9"},
+    }
+    assert rows["postpurchasesurvey"].payload == {"data": {"order_id": "A-5"}}
+    assert "conversion not recorded: amount: '-1' is negative [conversion_id lead-9]" in caplog.text
+
+
 def test_in_production_an_adapter_crash_is_logged_not_raised(
     shop_request: Any, tracify_settings: Callable[..., None], caplog: pytest.LogCaptureFixture
 ) -> None:

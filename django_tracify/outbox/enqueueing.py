@@ -204,11 +204,19 @@ def add(event: Event) -> bool:
     return True
 
 
-def record_invalid(event_type: str, problem: str) -> OutboxEvent:
-    """Keep an admin-visible row for a call whose input was invalid; it is never sent."""
+def record_invalid(
+    event_type: str, problem: str, payload: dict[str, Any] | None = None
+) -> OutboxEvent:
+    """Keep an admin-visible row for a call whose input was invalid; it is never sent.
+
+    `payload`: what is known of the call for the admin (its URL, an order id); no personal data.
+    """
     using = outbox_database()
     fields = _new_fields(
-        event_type, {}, status=OutboxStatus.INVALID, last_error=problem[:MAX_ERROR_LENGTH]
+        event_type,
+        payload or {},
+        status=OutboxStatus.INVALID,
+        last_error=problem[:MAX_ERROR_LENGTH],
     )
     values = _insert(using, fields)
     return _as_row(using, values)
