@@ -82,6 +82,8 @@ def record(
             row, created = None, outbox.add(event)
         if created:
             note_stored(event.payload)
+            if event_type == events.PURCHASE and settings.FLUSH_ON_PURCHASE:
+                _flush_soon()
         return row
     except TracifyValidationError as err:
         if settings.RAISE_ERRORS:
@@ -93,6 +95,16 @@ def record(
             raise
         logger.exception("tracify: %s not recorded: %s", event_type, type(err).__name__)
     return None
+
+
+def _flush_soon() -> None:
+    try:
+        from django_tracify.django_tasks import flush_soon
+
+        flush_soon()
+    except Exception:
+        # The purchase is stored: the periodic flush delivers it anyway.
+        logger.exception("tracify: FLUSH_ON_PURCHASE: the flush task was not enqueued")
 
 
 def _keep_invalid(event_type: str, problem: str) -> None:
