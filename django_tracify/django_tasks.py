@@ -40,6 +40,16 @@ else:
 from django_tracify import delivery
 from django_tracify.routers import outbox_database
 
+__all__ = [
+    "ImmediateBackend",
+    "TaskContext",
+    "flush_outbox",
+    "flush_outbox_periodically",
+    "flush_soon",
+    "start_periodic_flush",
+    "task_backends",
+]
+
 logger = logging.getLogger("django_tracify")
 
 DEFAULT_INTERVAL_SECONDS = 5.0
@@ -70,7 +80,7 @@ def flush_outbox(batch_size: int | None = None, limit: int | None = None) -> dic
 
 @task(takes_context=True)
 def flush_outbox_periodically(
-    context: TaskContext,
+    context: TaskContext[..., Any],
     interval_seconds: float = DEFAULT_INTERVAL_SECONDS,
     batch_size: int | None = None,
 ) -> dict[str, Any]:
@@ -90,7 +100,7 @@ def flush_outbox_periodically(
 
 def start_periodic_flush(
     interval_seconds: float = DEFAULT_INTERVAL_SECONDS, *, backend: str | None = None
-) -> TaskResult | None:
+) -> TaskResult[..., Any] | None:
     """Enqueue flush_outbox_periodically, unless a chain of it is queued or running already.
 
     Whether one is can only be seen on django-tasks-db's DatabaseBackend; on other backends
@@ -98,7 +108,7 @@ def start_periodic_flush(
     """
     if not interval_seconds > 0:
         raise ValueError(f"interval_seconds must be more than 0, not {interval_seconds!r}")
-    periodic: Task = flush_outbox_periodically
+    periodic: Task[..., Any] = flush_outbox_periodically
     if backend is not None:
         periodic = periodic.using(backend=backend)
     if not periodic.get_backend().supports_defer:

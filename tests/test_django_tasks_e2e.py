@@ -76,13 +76,20 @@ def test_a_task_worker_alone_keeps_delivering(
         return f"receiver {receiver.counters()}\n--- worker\n{worker.output()}"
 
     urls: set[str] = set()
+
+    def all_received() -> bool:
+        return len(receiver.accepted_events()) >= len(urls)
+
+    def all_sent() -> bool:
+        return rows.filter(status=OutboxStatus.SENT).count() == len(urls)
+
     # The second wave is tracked after the first was delivered: only a later run sends it.
     for wave in range(2):
         tracked = [tracify.track_pageview(shop_request(f"/t/{wave}/{n}")) for n in range(EVENTS)]
         urls |= {event.payload["url"] for event in tracked if event is not None}
         assert len(urls) == EVENTS * (wave + 1)
-        wait_until(lambda: len(receiver.accepted_events()) >= len(urls), 90, logs)
-        wait_until(lambda: rows.filter(status=OutboxStatus.SENT).count() == len(urls), 30, logs)
+        wait_until(all_received, 90, logs)
+        wait_until(all_sent, 30, logs)
     assert processes.stop(worker) == [0]
 
     delivered = receiver.count_by(lambda event: event["url"])
@@ -122,8 +129,10 @@ def test_flush_on_purchase_delivers_the_purchase_without_a_schedule(
 
     wait_until(lambda: len(receiver.accepted_events()) == 1, 60, logs)
     wait_until(
-        lambda: task_rows(outbox_database.alias)
-        == [("django_tracify.django_tasks.flush_outbox", "SUCCESSFUL")],
+        lambda: (
+            task_rows(outbox_database.alias)
+            == [("django_tracify.django_tasks.flush_outbox", "SUCCESSFUL")]
+        ),
         30,
         logs,
     )
@@ -132,4 +141,3 @@ def test_flush_on_purchase_delivers_the_purchase_without_a_schedule(
     assert purchase["type"] == "purchase"
     assert purchase["data"]["order_id"] == "T-1001"
     assert purchase["data"]["amount"] == "25.00"
-

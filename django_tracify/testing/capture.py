@@ -179,8 +179,8 @@ class TracifyTestMixin(unittest.TestCase):
         self.tracked = capture.__enter__()
         self.addCleanup(capture.__exit__, None, None, None)
 
-    def assertTracked(self, event_type: str, **expected: Any) -> TrackedEvent:  # noqa: N802
+    def assertTracked(self, event_type: str, **expected: Any) -> TrackedEvent:
         return self.tracked.assert_tracked(event_type, **expected)
 
-    def assertNotTracked(self, event_type: str | None = None, **expected: Any) -> None:  # noqa: N802
+    def assertNotTracked(self, event_type: str | None = None, **expected: Any) -> None:
         self.tracked.assert_not_tracked(event_type, **expected)
