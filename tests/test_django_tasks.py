@@ -7,6 +7,7 @@ On Django 5.2 these run on the django-tasks backport (same API); without it they
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -238,3 +239,17 @@ def test_check_e009_when_the_backend_would_flush_in_the_request(
         assert [message.id for message in check_settings()] == ["tracify.E009"]
     with override_settings(TASKS={"default": {"BACKEND": DUMMY}}):
         assert check_settings() == []
+
+
+def test_without_the_task_framework_the_purchase_is_still_stored(
+    tracify_settings: Callable[..., None],
+    shop_request: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tracify_settings(FLUSH_ON_PURCHASE=True)
+    # As on Django 5.2 without the django-tasks backport: the module cannot be imported.
+    with mock.patch.dict(sys.modules, {"django_tracify.django_tasks": None}):
+        row = tracify.track_purchase(ORDER, request=shop_request("/checkout/"))
+        assert [message.id for message in check_settings()] == ["tracify.E009"]
+    assert row is not None and row.status == OutboxStatus.PENDING
+    assert "FLUSH_ON_PURCHASE: the flush task was not enqueued" in caplog.text

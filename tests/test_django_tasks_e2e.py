@@ -48,8 +48,12 @@ def task_rows(alias: str) -> list[tuple[str, str]]:
 
 
 def start_worker(processes: Processes, env: dict[str, str]) -> Any:
+    # --no-reload: as in production (DEBUG off); the reloader's parent exits on SIGTERM
+    # without waiting for the worker's run in flight.
     return processes.manage(
-        "worker", "db_worker", "--interval", "0.1", "--no-startup-delay", "-v", "2", env=env
+        "worker",
+        *("db_worker", "--no-reload", "--interval", "0.1", "--no-startup-delay", "-v", "2"),
+        env=env,
     )
 
 
@@ -83,13 +87,19 @@ def test_a_task_worker_alone_keeps_delivering(
     def all_sent() -> bool:
         return rows.filter(status=OutboxStatus.SENT).count() == len(urls)
 
-    # The second wave is tracked after the first was delivered: only a later run sends it.
+    def runs_finished() -> int:
+        return task_rows(outbox_database.alias).count((PERIODIC, "SUCCESSFUL"))
+
+    # The second wave is tracked once the run that sent the first has finished: only a later
+    # run of the chain can send it.
     for wave in range(2):
         tracked = [tracify.track_pageview(shop_request(f"/t/{wave}/{n}")) for n in range(EVENTS)]
         urls |= {event.payload["url"] for event in tracked if event is not None}
         assert len(urls) == EVENTS * (wave + 1)
         wait_until(all_received, 90, logs)
         wait_until(all_sent, 30, logs)
+        if wave == 0:
+            wait_until(lambda: runs_finished() >= 1, 30, logs)
     assert processes.stop(worker) == [0]
 
     delivered = receiver.count_by(lambda event: event["url"])
