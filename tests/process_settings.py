@@ -30,7 +30,10 @@ TRACIFY = {
 }
 
 # django.tasks with django-tasks-db's database backend and worker (test_django_tasks_e2e.py).
-if importlib.util.find_spec("django_tasks_db"):
+# On Django 5.2 it needs the django-tasks backport; without it the tests that use it skip.
+if importlib.util.find_spec("django_tasks_db") and (
+    django.VERSION >= (6,) or importlib.util.find_spec("django_tasks")
+):
     TASKS_APPS = (
         ["django_tasks_db"] if django.VERSION >= (6,) else ["django_tasks", "django_tasks_db"]
     )

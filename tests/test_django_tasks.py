@@ -26,7 +26,10 @@ from django_tracify.checks import check_settings
 from django_tracify.models import OutboxEvent, OutboxStatus
 from tracify_receiver import Receiver
 
-tasks = pytest.importorskip("django_tracify.django_tasks", reason="needs django.tasks")
+# Django 5.2 without the django-tasks backport: the module raises ImportError, the tests skip.
+tasks = pytest.importorskip(
+    "django_tracify.django_tasks", reason="needs django.tasks", exc_type=ImportError
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -12,6 +12,7 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any
 
+import django
 import pytest
 from django.db import connections
 
@@ -21,11 +22,13 @@ from tests.conftest import BROWSER_UA
 from tests.process_fixtures import OutboxDatabase, Processes, manage, process_env, wait_until
 from tracify_receiver import Receiver
 
+TASK_FRAMEWORK = django.VERSION >= (6,) or importlib.util.find_spec("django_tasks") is not None
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        importlib.util.find_spec("django_tasks_db") is None,
-        reason="needs django-tasks-db (the test extra)",
+        not TASK_FRAMEWORK or importlib.util.find_spec("django_tasks_db") is None,
+        reason="needs django-tasks-db, and on Django 5.2 django-tasks (the test extra)",
     ),
 ]
 
