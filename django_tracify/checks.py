@@ -61,6 +61,13 @@ MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
         'addresses, CIDR networks or prefixes on octet boundaries ("10.1."). Until then no '
         "request gets a context: nothing is tracked.",
     ),
+    "tracify.E009": (
+        checks.Error,
+        "TRACIFY['FLUSH_ON_PURCHASE'] is on, but {problem}.",
+        "It enqueues django_tracify.django_tasks.flush_outbox after each purchase: use "
+        "Django 6+ (or django-tasks on 5.2) with a queue backend in TASKS (e.g. django-tasks-db), "
+        "or turn it off.",
+    ),
     "tracify.W001": (
         checks.Warning,
         "TRACIFY has unknown key {key!r}.",
@@ -148,6 +155,21 @@ def _settings_messages(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:
         except ImproperlyConfigured as err:
             yield message("tracify.E005", key=key, problem=err)
     yield from _proxy_messages(raw.get("TRUSTED_PROXIES", DEFAULTS["TRUSTED_PROXIES"]))
+    if settings.FLUSH_ON_PURCHASE:
+        yield from _flush_on_purchase_messages()
+
+
+def _flush_on_purchase_messages() -> Iterator[checks.CheckMessage]:
+    try:
+        from django_tracify.django_tasks import ImmediateBackend, flush_outbox
+
+        backend = flush_outbox.get_backend()
+    except Exception as err:
+        yield message("tracify.E009", problem=f"the flush task is not usable: {err}")
+        return
+    if isinstance(backend, ImmediateBackend):
+        problem = f"the task backend {flush_outbox.backend!r} would flush inside the request"
+        yield message("tracify.E009", problem=problem)
 
 
 def _proxy_messages(value: Any) -> Iterator[checks.CheckMessage]:

@@ -74,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXY_COUNT": 0,
     "TRUSTED_PROXIES": (),
     "FLUSHERS": 1,
+    "FLUSH_ON_PURCHASE": False,
 }
 
 REQUIRED = ("API_KEY", "CUSTOMER_SITE_ID")
@@ -221,6 +222,10 @@ class Settings:
     @cached_property
     def FLUSHERS(self) -> int:
         return int(self.get("FLUSHERS"))
+
+    @cached_property
+    def FLUSH_ON_PURCHASE(self) -> bool:
+        return bool(self.get("FLUSH_ON_PURCHASE"))
 
 
 def _callable_or_none(value: Any, key: str) -> Callable[..., Any] | None:

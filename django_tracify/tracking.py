@@ -123,6 +123,16 @@ def record(
     return None
 
 
+def _flush_soon() -> None:
+    try:
+        from django_tracify.django_tasks import flush_soon
+
+        flush_soon()
+    except Exception:
+        # The purchase is stored: the periodic flush delivers it anyway.
+        logger.exception("tracify: FLUSH_ON_PURCHASE: the flush task was not enqueued")
+
+
 def _store(
     context: RequestContext, event_type: str, event: events.Event, returns_row: bool
 ) -> OutboxEvent | None:
@@ -143,6 +153,8 @@ def _store(
     capture_problems.save_after_write(using)
     if created:
         note_stored(context, event.payload)
+        if event_type == events.PURCHASE and settings.FLUSH_ON_PURCHASE:
+            _flush_soon()
     return row
 
 

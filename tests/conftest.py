@@ -18,6 +18,8 @@ pytest_plugins: list[str] = [
     "tests.service_fixtures",
     "tests.receiver_fixtures",
     "tests.process_fixtures",
+    # Also registered by the package's pytest11 entry point (same name: no clash) once installed.
+    "django_tracify.testing.pytest_plugin",
 ]
 
 BROWSER_UA = (
