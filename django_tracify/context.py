@@ -73,6 +73,8 @@ class RequestContext:
     pageview: PageviewOfRequest = field(
         default_factory=PageviewOfRequest, compare=False, repr=False
     )
+    # Why a request gave no url (a host Django refused), for the error that follows.
+    url_problem: str | None = field(default=None, compare=False, repr=False)
 
     def to_snapshot(self) -> dict[str, Any]:
         """A JSON-serialisable copy (hashes only) a shop can keep on its order."""
@@ -186,6 +188,14 @@ def request_url(request: HttpRequest) -> tuple[str | None, str | None]:
     return cut(origin + escape_uri_path(request.path), MAX_URL_LENGTH), origin
 
 
+def host_not_allowed(request: HttpRequest) -> str:
+    host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME") or ""
+    return (
+        f"is unknown: the request's host {host[:60]!r} is not in settings.ALLOWED_HOSTS "
+        "(request.get_host() raised DisallowedHost): add it there, or set TRACIFY['SITE_URL']"
+    )
+
+
 def without_query(url: str) -> str:
     """Domain and path only: query strings can carry personal data (emails, tokens).
 
@@ -267,6 +277,7 @@ def context_from_request(request: HttpRequest, *, look_up_user: bool = True) -> 
     return RequestContext(
         identity=identity,
         url=url,
+        url_problem=None if url else host_not_allowed(request),
         origin=origin,
         referer=without_query(str(referer)) or None if referer else None,
         url_params=allowed_params([*kept.items(), *own.items()]) if kept else own,

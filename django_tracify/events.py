@@ -38,7 +38,8 @@ def _url_and_origin(context: RequestContext, page: str | None) -> tuple[str, str
     if not url:
         raise TracifyValidationError(
             "url",
-            "is unknown: pass request=, or identity= from capture_identity(), "
+            context.url_problem
+            or "is unknown: pass request=, or identity= from capture_identity(), "
             "or set TRACIFY['SITE_URL']",
         )
     parts = urlsplit(url)
