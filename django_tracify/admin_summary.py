@@ -43,6 +43,7 @@ class OutboxSummary:
     oldest_pending_at: datetime | None
     sent_last_24h: BoundedCount
     dead: BoundedCount
+    invalid: BoundedCount
     last_flush_at: datetime | None
     last_success_at: datetime | None
     last_outcome: str
@@ -79,6 +80,7 @@ def outbox_summary(events: QuerySet[OutboxEvent]) -> OutboxSummary:
         oldest_pending_at=oldest,
         sent_last_24h=bounded_count(sent_recently),
         dead=bounded_count(events.filter(status=OutboxStatus.DEAD)),
+        invalid=bounded_count(events.filter(status=OutboxStatus.INVALID)),
         last_flush_at=state.last_flush_at,
         last_success_at=state.last_success_at,
         last_outcome=state.last_outcome,

@@ -381,11 +381,16 @@ def test_summary_counts_backlog_age_sent_and_dead(admin_client: Client) -> None:
     make_event(status="sent", sent_at=now - timedelta(hours=1))
     make_event(status="sent", sent_at=now - timedelta(hours=30))
     make_event(status="dead")
+    make_event("purchase", status="invalid", payload={}, last_error="order.amount: bad")
+    make_event("purchase", status="invalid", payload={}, last_error="order.lines: empty")
     FlushState.objects.create(
         last_flush_at=now, last_success_at=now - timedelta(minutes=10), last_outcome="ok"
     )
     html = admin_client.get(CHANGELIST).content.decode()
     assert '<dd id="tracify-pending">2</dd>' in html
+    assert re.search(
+        r'id="tracify-invalid" title="[^"]+"><a href="\?status__exact=invalid">2</a>', html
+    )
     assert re.search(
         r'id="tracify-oldest-pending" title="[^"]+">3\xa0hours, 5\xa0minutes old', html
     )
