@@ -9,6 +9,8 @@ from django.utils import timezone
 
 # How much of an error an outbox row keeps in last_error.
 MAX_ERROR_LENGTH = 2000
+# The index the claim reads pending rows through, in id order.
+STATUS_ID_INDEX = "tracify_status_id"
 
 
 class OutboxStatus(models.TextChoices):
@@ -47,7 +49,7 @@ class OutboxEvent(models.Model):
         indexes = (
             models.Index(fields=["status", "next_attempt_at"], name="tracify_status_due"),
             models.Index(fields=["status", "lease_expires_at"], name="tracify_status_lease"),
-            models.Index(fields=["status", "id"], name="tracify_status_id"),
+            models.Index(fields=["status", "id"], name=STATUS_ID_INDEX),
             models.Index(fields=["event_type", "id"], name="tracify_type_id"),
             models.Index(fields=["created_at"], name="tracify_created"),
             models.Index(fields=["status", "sent_at"], name="tracify_status_sent"),

@@ -5,8 +5,8 @@ transaction; they differ in how the rows are picked so that concurrent flushers 
 the same one:
 
 - SKIP LOCKED in an UPDATE's subquery, one statement (PostgreSQL);
-- SKIP LOCKED on a SELECT of the ids, then an UPDATE of those ids (MariaDB >= 10.6 and
-  MySQL >= 8.0.1, which refuse LIMIT in an IN subquery; without SKIP LOCKED, MariaDB < 10.6,
+- SKIP LOCKED on a SELECT of the ids in id order, then an UPDATE of those ids (MariaDB >= 10.6
+  and MySQL >= 8.0.1, which refuse LIMIT in an IN subquery; without SKIP LOCKED, MariaDB < 10.6,
   flushers wait for each other's locks instead);
 - candidate ids first, then locking those still due (Oracle: no LIMIT with FOR UPDATE);
 - no row locks (SQLite): the statement runs under the database's single write lock, and
@@ -23,7 +23,7 @@ from django.db import OperationalError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 
-from django_tracify.models import OutboxEvent, OutboxStatus
+from django_tracify.models import STATUS_ID_INDEX, OutboxEvent, OutboxStatus
 from django_tracify.outbox.states import Claim, ClaimedRow, _rows, _sendable, due
 from django_tracify.routers import outbox_database
 
@@ -78,8 +78,26 @@ def _mark_due(
         # A subquery, not a list of ids: no id list to build, send and parse, twice.
         return _mark(_rows(using).filter(id__in=locked[:size]), token, lease)
     else:
-        ids = list(locked.values_list("id", flat=True)[:size])
+        ids = _mysql_locked_ids(connection, size, now)
     return _mark(_rows(using).filter(id__in=ids), token, lease) if ids else 0
+
+
+def _mysql_locked_ids(connection: BaseDatabaseWrapper, size: int, now: datetime) -> list[int]:
+    # InnoDB locks every row it reads before the LIMIT: a plan that sorts (e.g. through
+    # tracify_status_due) would lock all due rows and leave the other flushers nothing. Through
+    # (status, id) the rows come in id order and the scan stops after `size`.
+    quote = connection.ops.quote_name
+    skip = " SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    sql = (
+        f"SELECT {quote('id')} FROM {quote(OutboxEvent._meta.db_table)} "  # noqa: S608
+        f"FORCE INDEX ({quote(STATUS_ID_INDEX)}) "
+        f"WHERE {quote('status')} = %s AND {quote('next_attempt_at')} <= %s "
+        f"ORDER BY {quote('id')} LIMIT %s FOR UPDATE{skip}"
+    )
+    when = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (OutboxStatus.PENDING, when, size))
+        return [row_id for (row_id,) in cursor.fetchall()]
 
 
 def _mark(rows: QuerySet[OutboxEvent], token: uuid.UUID, lease: datetime) -> int:

@@ -1,4 +1,5 @@
-"""Local PostgreSQL (and PgBouncer before it), MariaDB, Redis and Chromium for the tests, the benchmarks and the soak runs.
+"""Local PostgreSQL (and PgBouncer before it), MariaDB, Redis and Chromium for the tests, the
+benchmarks and the soak runs.
 
 Each server runs in the background under ``<repo>/.services`` and outlives the process that
 started it: a later call (or a later test run, or ``.ci/run``) that finds it answering on its

@@ -32,7 +32,7 @@ SERVICES = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Start, stop or look at the local PostgreSQL, Redis and MariaDB used by the tests."
+        description="Start, stop or look at the local PostgreSQL, Redis and MariaDB of the tests."
     )
     parser.add_argument("action", choices=["start", "stop", "status"])
     parser.add_argument("service", nargs="?", choices=list(SERVICES))

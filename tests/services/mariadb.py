@@ -178,9 +178,8 @@ def _wait_until_usable(server: MariaDBServer, base: Path) -> None:
             return
         except Exception as err:  # MySQLdb.OperationalError while it starts
             if time.monotonic() > deadline:
-                raise ServiceUnavailable(
-                    with_log(f"MariaDB on port {server.port} not usable: {err}", base / "mariadb.log")
-                ) from err
+                problem = f"MariaDB on port {server.port} not usable: {err}"
+                raise ServiceUnavailable(with_log(problem, base / "mariadb.log")) from err
         time.sleep(0.1)
 
 

@@ -93,8 +93,6 @@ def _wait_until_usable(via: PostgresServer, base: Path) -> None:
             return
         except psycopg.OperationalError as err:
             if time.monotonic() > deadline:
-                raise ServiceUnavailable(
-                    with_log(f"PgBouncer on port {via.port} not usable: {err}", base / "pgbouncer.log")
-                ) from err
+                problem = f"PgBouncer on port {via.port} not usable: {err}"
+                raise ServiceUnavailable(with_log(problem, base / "pgbouncer.log")) from err
         time.sleep(0.1)
-
