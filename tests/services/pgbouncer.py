@@ -71,7 +71,8 @@ def _cold_start(base: Path, port: int, upstream: PostgresServer) -> None:
         "default_pool_size = 10\n"
         f"logfile = {log}\n"
         f"pidfile = {base / 'pgbouncer.pid'}\n"
-        "ignore_startup_parameters = extra_float_digits,options\n",
+        "ignore_startup_parameters = extra_float_digits,options\n"
+        f"admin_users = {PG_USER}\n",
     )
     try:
         result = postgres._run_as_postgres([binary, "-d", str(config)], timeout=START_TIMEOUT)
