@@ -28,6 +28,7 @@ from tests.services.common import (
 MARIADB_PORT = 33069
 MARIADB_USER = "root"  # passwordless, from 127.0.0.1 only (mariadb-install-db's "normal" auth)
 MARIADB_DBNAME = "tracify"
+MARIADB_BINDIRS = "/usr/sbin:/usr/bin"  # searched after PATH: mariadbd is in /usr/sbin
 
 # Durability off: a test server is thrown away, and every fsync costs the shared machine.
 MARIADB_TEST_SETTINGS = (
@@ -162,7 +163,7 @@ def _cold_start(base: Path, port: int) -> None:
     command = [
         _binary("mariadbd"),
         *("--no-defaults", f"--datadir={data}", *as_user),
-        *(f"--port={port}", f"--bind-address={HOST}", f"--socket={_socket(base)}"),
+        *(f"--port={port}", f"--bind-address={HOST}", f"--socket={_socket(base, port)}"),
         *(f"--pid-file={stale_pid}", f"--log-error={log}"),
         *MARIADB_TEST_SETTINGS,
     ]
@@ -203,14 +204,14 @@ def _live_pid(pid_file: Path) -> int | None:
     return pid if command in {"mariadbd", "mysqld"} else None
 
 
-def _socket(base: Path) -> Path:
+def _socket(base: Path, port: int) -> Path:
     # sun_path holds 108 bytes: a deep checkout gets its socket in /tmp instead.
     preferred = base / "mariadb.sock"
-    return preferred if len(str(preferred)) < 100 else Path("/tmp/tracify-mariadb.sock")
+    return preferred if len(str(preferred)) < 100 else Path(f"/tmp/tracify-mariadb-{port}.sock")
 
 
 def _binary(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    found = shutil.which(name, path=f"{os.environ.get('PATH', '')}:{MARIADB_BINDIRS}")
     if found is None:
         raise ServiceUnavailable(
             f"MariaDB's {name} is not installed: run scripts/install-system-deps.sh as root"
