@@ -9,7 +9,8 @@ export PATH := $(if $(PYENV_BINS),$(PATH):$(PYENV_BINS),$(PATH))
 
 .PHONY: test lint typecheck pytest tox tox-django6 demo system-deps clean test-oscar dist
 
-$(BIN)/.installed: pyproject.toml
+# The system packages first: pip builds mysqlclient (the test extra) against their headers.
+$(BIN)/.installed: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[celery,test,lint,oscar]' tox
@@ -27,7 +28,7 @@ typecheck: $(BIN)/.installed
 
 # The main suite, then contrib.oscar in its own run (Oscar needs its own INSTALLED_APPS);
 # coverage of django_tracify/ is measured over both.
-pytest: $(BIN)/.installed system-deps
+pytest: $(BIN)/.installed
 	$(BIN)/pytest --cov --cov-report= $(PYTEST_ARGS)
 	$(BIN)/pytest --ds=tests.oscar.settings --no-migrations -m oscar tests/oscar \
 		--cov --cov-append --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
@@ -41,7 +42,7 @@ test-oscar: $(BIN)/.installed
 tox: $(BIN)/.installed
 	$(BIN)/tox run-parallel --parallel-no-spinner
 
-tox-django6: $(BIN)/.installed system-deps
+tox-django6: $(BIN)/.installed
 	$(BIN)/tox run -e py312-django61
 
 # The wheel and sdist for PyPI, checked as PyPI checks them (tests/test_packaging.py does the same).

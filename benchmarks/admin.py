@@ -1,12 +1,13 @@
-"""The outbox admin at 1,000 and at 1,000,000 rows on PostgreSQL, side by side in one run.
+"""The outbox admin at 1,000 and at 1,000,000 rows on PostgreSQL or MariaDB, side by side in one
+run.
 
-    .venv/bin/python benchmarks/admin.py [--runs 15] [--rows 1000000] [--keep]
+    .venv/bin/python benchmarks/admin.py [--runs 15] [--rows 1000000] [--keep] [--db mariadb]
 
-Starts (or reuses) the local PostgreSQL of tests/services/ and creates two scratch outbox
-databases, one filled with 1,000 events and one with --rows, in SQL, in realistic proportions.
-The admin reads the outbox through TRACIFY["DATABASE"] (and OutboxRouter), so the same Client,
-logged in as a superuser, alternates between the two: each page is requested on the small
-and on the large outbox in turn, --runs times after a warm-up, and the medians are compared.
+Starts (or reuses) the local PostgreSQL (or MariaDB) of tests/services/ and creates two scratch
+outbox databases, one filled with 1,000 events and one with --rows, in SQL, in realistic
+proportions. The admin reads the outbox through TRACIFY["DATABASE"] (and OutboxRouter), so the
+same Client, logged in as a superuser, alternates between the two: each page is requested on the
+small and on the large outbox in turn, --runs times after a warm-up, and the medians are compared.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.services import PostgresServer, start_postgres  # noqa: E402
+from tests.services import MariaDBServer, PostgresServer, start_mariadb, start_postgres  # noqa: E402
 
 DATABASES = {
     "default": "tracify_admin_bench",
@@ -95,6 +96,53 @@ CROSS JOIN LATERAL (
 ) AS s
 """
 
+# The same rows on MariaDB: its Sequence engine's seq_<low>_to_<high> stands in for
+# generate_series.
+MARIADB_FILL_SQL = """
+INSERT INTO django_tracify_outboxevent (
+    event_type, payload, status, attempts, next_attempt_at, dedup_key, last_error,
+    last_http_status, created_at, sent_at
+)
+SELECT
+    t.event_type,
+    JSON_OBJECT(
+        'url', CONCAT('https://shop.example.com/products/item-', t.n %% 5000),
+        'customer_site_id', '00000000-0000-4000-8000-000000000000',
+        'identity_data', JSON_OBJECT(
+            SHA2(CONCAT('ip', t.n), 256), 3, SHA2(CONCAT('ua', t.n), 256), 4
+        ),
+        'datetime', DATE_FORMAT(t.created_at, '%%Y-%%m-%%d %%H:%%i:%%s'),
+        'type', t.event_type,
+        'data', JSON_OBJECT('origin', 'https://shop.example.com')
+    ),
+    t.status,
+    CASE t.status WHEN 'dead' THEN 12 WHEN 'sent' THEN 1 ELSE 0 END,
+    t.created_at,
+    CASE WHEN t.event_type IN ('purchase', 'conversion')
+        THEN CONCAT(t.event_type, ':', 1000000 + t.n) END,
+    CASE t.status
+        WHEN 'dead' THEN 'HTTP 400: {"status": false, "error": "invalid amount"}' ELSE ''
+    END,
+    CASE t.status WHEN 'dead' THEN 400 WHEN 'sent' THEN 200 END,
+    t.created_at,
+    CASE t.status WHEN 'sent' THEN t.created_at + INTERVAL 4 SECOND END
+FROM (
+    SELECT
+        seq AS n,
+        UTC_TIMESTAMP(6) - INTERVAL ((%(total)s - seq) * 2) SECOND AS created_at,
+        CASE
+            WHEN seq %% %(sale_every)s = 1 THEN 'purchase'
+            WHEN seq %% %(sale_every)s = 2 THEN 'conversion'
+            WHEN seq %% 4 < 2 THEN 'pageview'
+            WHEN seq %% 4 = 2 THEN 'productview'
+            ELSE 'addtocart'
+        END AS event_type,
+        CASE seq %% %(rare_every)s WHEN 7 THEN 'dead' WHEN 5 THEN 'pending'
+            WHEN 3 THEN 'discarded' ELSE 'sent' END AS status
+    FROM SEQUENCE
+) AS t
+"""
+
 
 @dataclass
 class Timing:
@@ -106,7 +154,13 @@ class Timing:
     rows_shown: int
 
 
-def create_databases(server: PostgresServer, create: bool = True) -> None:
+def create_databases(server: PostgresServer | MariaDBServer, create: bool = True) -> None:
+    if isinstance(server, MariaDBServer):
+        for name in DATABASES.values():
+            server.drop_database(name)
+            if create:
+                server.create_database(name)
+        return
     import psycopg
 
     with psycopg.connect(server.conninfo, autocommit=True) as conn:
@@ -116,7 +170,7 @@ def create_databases(server: PostgresServer, create: bool = True) -> None:
                 conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def setup_django(server: PostgresServer) -> None:
+def setup_django(server: PostgresServer | MariaDBServer) -> None:
     import django
     from django.conf import settings
 
@@ -126,6 +180,10 @@ def setup_django(server: PostgresServer) -> None:
     values["DATABASES"] = {
         alias: {**server.django_database(), "NAME": name} for alias, name in DATABASES.items()
     }
+    if isinstance(server, MariaDBServer):
+        values["DATABASES"] = {
+            alias: server.django_database(name) for alias, name in DATABASES.items()
+        }
     values["DATABASE_ROUTERS"] = ["django_tracify.routers.OutboxRouter"]
     settings.configure(**values)
     django.setup()
@@ -142,11 +200,14 @@ def fill(alias: str, rows: int, sale_every: int, rare_every: int) -> None:
     from django.db import connections
 
     chunk = 250_000
+    mariadb = connections[alias].vendor == "mysql"
     with connections[alias].cursor() as cursor:
         for low in range(1, rows + 1, chunk):
             high = min(low + chunk - 1, rows)
             cursor.execute(
-                FILL_SQL,
+                MARIADB_FILL_SQL.replace("SEQUENCE", f"seq_{low}_to_{high}")
+                if mariadb
+                else FILL_SQL,
                 {
                     "start": low,
                     "stop": high,
@@ -155,6 +216,10 @@ def fill(alias: str, rows: int, sale_every: int, rare_every: int) -> None:
                     "rare_every": rare_every,
                 },
             )
+        if mariadb:
+            cursor.execute("ANALYZE TABLE django_tracify_outboxevent")
+            cursor.fetchall()
+            return
         # What autovacuum does on a live table: statistics, and the visibility map that lets
         # counts be answered from the indexes alone.
         cursor.execute("VACUUM ANALYZE django_tracify_outboxevent")
@@ -213,9 +278,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--db", choices=["postgres", "mariadb"], default="postgres")
     args = parser.parse_args()
 
-    server = start_postgres()
+    server = start_mariadb() if args.db == "mariadb" else start_postgres()
     create_databases(server)
     setup_django(server)
     from django.contrib.auth.models import User
@@ -234,7 +300,7 @@ def main() -> int:
     client.force_login(User.objects.create_superuser("admin", "admin@example.com", "admin"))
     timings = time_pages(client, args.runs)
 
-    print(f"\nPostgreSQL on {server.host}:{server.port}, median of {args.runs} requests per page")
+    print(f"\n{args.db} on {server.host}:{server.port}, median of {args.runs} requests per page")
     print("rows: rows on the page (same on both); queries: per request, session and user")
     print("included; slowest q: the slowest of them; count: what the list says (large)\n")
     large_title = (

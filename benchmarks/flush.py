@@ -1,11 +1,12 @@
 """Flush throughput beside a minimal reference loop, and the flusher's memory on a big backlog.
 
     .venv/bin/python benchmarks/flush.py [--rounds 3] [--events 20000] [--events-batch-1 500]
-                                         [--backlog 200000] [--db sqlite,postgres]
+                                         [--backlog 200000] [--db sqlite,postgres,mariadb]
 
 The local receiver (python -m tracify_receiver) runs in a process of its own, so it does not
-share the flusher's GIL. For each database (a SQLite file; the PostgreSQL of tests/services/)
-and batch size 1, 100 and 500, the same events are delivered, alternately (A B, then B A), by:
+share the flusher's GIL. For each database (a SQLite file; the PostgreSQL or MariaDB of
+tests/services/) and batch size 1, 100 and 500, the same events are delivered, alternately (A B,
+then B A), by:
 
 - flush: `django_tracify.delivery.flush(batch_size=...)`, claims, leases and all;
 - reference: read due rows in id order, POST them with one requests.Session, mark them sent
@@ -40,7 +41,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.services import PostgresServer, start_postgres  # noqa: E402
+from benchmarks.outbox_fill import fill  # noqa: E402
+from tests.services import PostgresServer, start_mariadb, start_postgres  # noqa: E402
 
 PG_DATABASE = "tracify_flush_bench"
 API_KEY = "bench-key"
@@ -49,7 +51,6 @@ BATCH_SIZES = (1, 100, 500)
 MEMORY_BATCH = 500
 RATIO_TARGET = 0.6
 MEMORY_TARGET_MB = 50
-TABLE = "django_tracify_outboxevent"
 
 
 # --- the receiver, in its own process --------------------------------------------------------
@@ -110,12 +111,21 @@ def receiver_kept_small(url: str) -> Iterator[None]:
 # --- Django and the databases ----------------------------------------------------------------
 
 
-def database_settings(sqlite_path: Path, server: PostgresServer | None) -> dict[str, Any]:
+def database_settings(sqlite_path: Path, aliases: list[str]) -> dict[str, Any]:
+    """DATABASES with an alias per name in `aliases`; the servers started, their scratch
+    database made afresh."""
     databases: dict[str, Any] = {
         "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(sqlite_path)}
     }
-    if server is not None:
+    if "postgres" in aliases:
+        server = start_postgres()
+        create_pg_database(server)
         databases["postgres"] = {**server.django_database(), "NAME": PG_DATABASE}
+    if "mariadb" in aliases:
+        mariadb = start_mariadb()
+        mariadb.drop_database(PG_DATABASE)
+        mariadb.create_database(PG_DATABASE)
+        databases["mariadb"] = mariadb.django_database(PG_DATABASE)
     databases["default"] = databases["sqlite"]
     return databases
 
@@ -162,37 +172,6 @@ def template_payload() -> dict[str, Any]:
         context_from_request(request), "x", "49.90", "EUR"
     ).payload
     return payload
-
-
-def fill(alias: str, count: int, template: dict[str, Any]) -> None:
-    """Empty the outbox, then insert `count` due events in one statement, each its own id."""
-    from django.db import connections
-
-    connection = connections[alias]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"TRUNCATE {TABLE}")
-            cursor.execute(
-                f"""INSERT INTO {TABLE} (event_type, payload, status, attempts, next_attempt_at,
-                    last_error, created_at)
-                SELECT 'conversion',
-                    jsonb_set(%s::jsonb, '{{data,conversion_id}}', to_jsonb('b-' || g)),
-                    'pending', 0, now() - interval '1 minute', '', now()
-                FROM generate_series(1, %s) AS g""",
-                [json.dumps(template), count],
-            )
-            cursor.execute(f"ANALYZE {TABLE}")
-        else:
-            cursor.execute(f"DELETE FROM {TABLE}")
-            cursor.execute(
-                f"""WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < %s)
-                INSERT INTO {TABLE} (event_type, payload, status, attempts, next_attempt_at,
-                    last_error, created_at)
-                SELECT 'conversion', json_set(%s, '$.data.conversion_id', 'b-' || n),
-                    'pending', 0, datetime('now', '-1 minute'), '', datetime('now')
-                FROM g""",
-                [count, json.dumps(template)],
-            )
 
 
 def sent_count(alias: str) -> int:
@@ -353,7 +332,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=20_000, help="events per run, batch >= 100")
     parser.add_argument("--events-batch-1", type=int, default=500, help="events per run, batch 1")
     parser.add_argument("--backlog", type=int, default=200_000, help="the memory run's backlog")
-    parser.add_argument("--db", default="sqlite,postgres", help="sqlite, postgres or both")
+    parser.add_argument(
+        "--db", default="sqlite,postgres", help="a comma-separated list: sqlite,postgres,mariadb"
+    )
     parser.add_argument("--no-memory", action="store_true", help="throughput only")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("--databases", help=argparse.SUPPRESS)
@@ -364,11 +345,8 @@ def main() -> int:
         return 0
 
     aliases = [name.strip() for name in args.db.split(",") if name.strip()]
-    server = start_postgres() if "postgres" in aliases else None
-    if server is not None:
-        create_pg_database(server)
     with tempfile.TemporaryDirectory() as scratch, receiver_process() as url:
-        databases = database_settings(Path(scratch) / "outbox.sqlite3", server)
+        databases = database_settings(Path(scratch) / "outbox.sqlite3", aliases)
         setup_django(databases, url + "/api/v1/events")
         from django.core.management import call_command
 

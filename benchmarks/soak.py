@@ -1,9 +1,9 @@
 """The soak: shop traffic, a faulty Tracify, crashing flushers; then a check that nothing was lost.
 
-    .venv/bin/python benchmarks/soak.py --minutes 5
+    .venv/bin/python benchmarks/soak.py --minutes 5 [--db postgres|mariadb]
 
 For N minutes a load generator visits a shop (benchmarks/soak_site.py, gunicorn, TracifyMiddleware,
-PostgreSQL from tests/services/): pageviews of HTML pages and purchases through
+PostgreSQL or MariaDB from tests/services/): pageviews of HTML pages and purchases through
 tracify.track_purchase(order), one purchase per 1,000 events carrying the receiver's poison
 marker. Four `manage.py tracify_flush --loop` processes deliver the outbox to the local receiver
 (tracify_receiver on 127.0.0.1), which answers 20 % of requests with a fault (500, 429 with
@@ -33,15 +33,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psycopg
 import requests
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.soak_fleet import Fleet, free_port, manage, soak_database, wait_for_port  # noqa: E402
-from tests.services import start_postgres  # noqa: E402
+from benchmarks.soak_fleet import (  # noqa: E402
+    Fleet,
+    SoakDatabase,
+    free_port,
+    manage,
+    soak_database,
+    wait_for_port,
+)
 from tracify_receiver import Receiver, dedup_key, event_fingerprint  # noqa: E402
 
 API_KEY = "soak-key-not-secret"
@@ -58,6 +63,7 @@ TABLE = "django_tracify_outboxevent"
 @dataclass
 class Options:
     seconds: float
+    db: str = "postgres"
     flushers: int = 4
     kill_every: float = 4.0
     fault_rate: float = 0.2
@@ -87,6 +93,7 @@ class Traffic:
 
 @dataclass
 class Figures:
+    database: str
     seconds: float
     recorded_pageviews: int
     recorded_purchases: int
@@ -173,16 +180,15 @@ def kill_flushers(
 # --- checks ---------------------------------------------------------------------------------
 
 
-def outbox_counts(conninfo: str) -> dict[str, int]:
-    with psycopg.connect(conninfo) as conn:
-        rows = conn.execute(f"SELECT status, count(*) FROM {TABLE} GROUP BY status").fetchall()
+def outbox_counts(database: SoakDatabase) -> dict[str, int]:
+    rows = database.rows(f"SELECT status, count(*) FROM {TABLE} GROUP BY status")
     return {str(status): int(count) for status, count in rows}
 
 
-def drain(conninfo: str, timeout: float) -> float:
+def drain(database: SoakDatabase, timeout: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        counts = outbox_counts(conninfo)
+        counts = outbox_counts(database)
         if not counts.get("pending") and not counts.get("sending"):
             break
         time.sleep(0.5)
@@ -193,7 +199,7 @@ def check(
     options: Options,
     traffic: Traffic,
     receiver: Receiver,
-    conninfo: str,
+    database: SoakDatabase,
     kills: int,
     drain_seconds: float,
 ) -> Figures:
@@ -207,15 +213,15 @@ def check(
         if key is not None:
             bodies.setdefault(key, set()).add(event_fingerprint(event))
     fingerprints = Counter(event_fingerprint(event) for event in delivered)
-    counts = outbox_counts(conninfo)
-    with psycopg.connect(conninfo) as conn:
-        poison_rows = conn.execute(
-            f"SELECT status, last_error FROM {TABLE} WHERE payload::text LIKE %s",
-            (f"%{POISON_MARKER}%",),
-        ).fetchall()
+    counts = outbox_counts(database)
+    poison_rows = database.rows(
+        f"SELECT status, last_error FROM {TABLE} WHERE {database.payload_text} LIKE %s",
+        (f"%{POISON_MARKER}%",),
+    )
     faults = Counter(request.fault for request in receiver.requests() if request.fault)
     poison_dead = [error for status, error in poison_rows if status == "dead"]
     figures = Figures(
+        database=options.db,
         seconds=options.seconds,
         recorded_pageviews=len(traffic.pageview_paths),
         recorded_purchases=len(traffic.purchases) + len(traffic.poison),
@@ -274,8 +280,7 @@ def failures(f: Figures) -> list[str]:
 
 def run(options: Options, keep_database: bool = False) -> Figures:
     options.log_dir.mkdir(parents=True, exist_ok=True)
-    server = start_postgres()
-    with soak_database(server, keep_database) as database, Receiver(API_KEY) as receiver:
+    with soak_database(options.db, keep_database) as database, Receiver(API_KEY) as receiver:
         receiver.configure(
             {
                 "fault_rate": options.fault_rate,
@@ -299,13 +304,12 @@ def run(options: Options, keep_database: bool = False) -> Figures:
             **os.environ,
             "PYTHONPATH": str(REPO_ROOT),
             "DJANGO_SETTINGS_MODULE": "benchmarks.soak_settings",
-            "SOAK_DATABASE": json.dumps(database),
+            "SOAK_DATABASE": json.dumps(database.config),
             "SOAK_ENDPOINT": receiver.endpoint,
             "SOAK_API_KEY": API_KEY,
             "SOAK_TRACIFY": json.dumps(tracify),
         }
         manage(env, "migrate", "--no-input", "--verbosity", "0")
-        conninfo = f"{server.conninfo} dbname={database['NAME']}"
         fleet = Fleet(env, options.log_dir)
         try:
             port = free_port()
@@ -341,10 +345,10 @@ def run(options: Options, keep_database: bool = False) -> Figures:
             load.join()
             stop_killing.set()
             killer.join()
-            drain_seconds = drain(conninfo, options.drain_timeout)
+            drain_seconds = drain(database, options.drain_timeout)
             for process in flushers:
                 fleet.stop(process)
-            return check(options, traffic, receiver, conninfo, kills[0], drain_seconds)
+            return check(options, traffic, receiver, database, kills[0], drain_seconds)
         finally:
             fleet.stop_all()
 
@@ -352,7 +356,8 @@ def run(options: Options, keep_database: bool = False) -> Figures:
 def report(figures: Figures) -> str:
     f = figures
     lines = [
-        f"soak: {f.seconds:g} s of load, 4 flushers on PostgreSQL, one SIGKILLed every few seconds",
+        f"soak: {f.seconds:g} s of load, 4 flushers on {f.database}, one SIGKILLed every few "
+        "seconds",
         f"  recorded: {f.recorded_pageviews} pageviews, {f.recorded_purchases} purchases "
         f"({f.recorded_poison} poison); outbox rows {f.outbox_rows}; "
         f"failed page requests {f.failed_page_requests}",
@@ -381,11 +386,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="concurrent visitors")
     parser.add_argument("--seed", type=int, default=7, help="seed of the receiver's faults")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--db", choices=["postgres", "mariadb"], default="postgres")
     parser.add_argument("--keep-database", action="store_true", help="for a post-mortem")
     args = parser.parse_args(argv)
     seconds = args.seconds if args.seconds is not None else 60 * (args.minutes or 5)
     options = Options(
-        seconds=seconds, kill_every=args.kill_every, clients=args.clients, seed=args.seed
+        seconds=seconds,
+        kill_every=args.kill_every,
+        clients=args.clients,
+        seed=args.seed,
+        db=args.db,
     )
     figures = run(options, keep_database=args.keep_database)
     print(report(figures), flush=True)

@@ -1,4 +1,5 @@
-"""The soak's processes: the gunicorn site and the flushers, its ports and its database."""
+"""The soak's processes: the gunicorn site and the flushers, its ports and its database
+(PostgreSQL or MariaDB)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from tests.services import PostgresServer
+from tests.services import start_mariadb, start_postgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,13 +89,58 @@ def wait_for_port(port: int, timeout: float = 60.0) -> None:
     raise RuntimeError(f"nothing answers on 127.0.0.1:{port}")
 
 
+@dataclass(frozen=True)
+class SoakDatabase:
+    """The soak's scratch database: its DATABASES entry, and plain SQL on it for the checks."""
+
+    config: dict[str, Any]
+
+    @property
+    def is_mariadb(self) -> bool:
+        return bool(self.config["ENGINE"].endswith("mysql"))
+
+    @property
+    def payload_text(self) -> str:
+        """The payload column as text, in this database's SQL."""
+        return "payload" if self.is_mariadb else "payload::text"
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        c = self.config
+        if self.is_mariadb:
+            import MySQLdb
+
+            connection = MySQLdb.connect(
+                host=c["HOST"], port=int(c["PORT"]), user=c["USER"], database=c["NAME"]
+            )
+            try:
+                cursor = connection.cursor()
+                cursor.execute(sql, params)
+                return list(cursor.fetchall())
+            finally:
+                connection.close()
+        conninfo = f"host={c['HOST']} port={c['PORT']} user={c['USER']} dbname={c['NAME']}"
+        with psycopg.connect(conninfo) as conn:
+            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
 @contextmanager
-def soak_database(server: PostgresServer, keep: bool) -> Iterator[dict[str, Any]]:
+def soak_database(kind: str, keep: bool) -> Iterator[SoakDatabase]:
+    """A fresh database on the local PostgreSQL or MariaDB (`kind`), dropped afterwards."""
     name = f"tracify_soak_{uuid.uuid4().hex[:8]}"
+    if kind == "mariadb":
+        mariadb = start_mariadb()
+        mariadb.create_database(name)
+        try:
+            yield SoakDatabase(mariadb.django_database(name))
+        finally:
+            if not keep:
+                mariadb.drop_database(name)
+        return
+    server = start_postgres()
     with psycopg.connect(server.conninfo, dbname="postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield {**server.django_database(), "NAME": name}
+        yield SoakDatabase({**server.django_database(), "NAME": name})
     finally:
         if not keep:
             with psycopg.connect(server.conninfo, dbname="postgres", autocommit=True) as conn:

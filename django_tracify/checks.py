@@ -10,10 +10,11 @@ from urllib.parse import urlsplit
 from django.conf import settings as django_settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from django_tracify.client_ip import proxy_settings_problem
 from django_tracify.conf import DEFAULTS, settings
+from django_tracify.outbox.claiming import can_claim_concurrently
 
 # id -> (level, message, hint). Messages may be formatted with the offending key/value.
 MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
@@ -51,8 +52,10 @@ MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
     ),
     "tracify.E007": (
         checks.Error,
-        "The outbox database {alias!r} ({vendor}) cannot claim rows safely.",
-        "Use PostgreSQL (SKIP LOCKED) or SQLite; other backends are not supported.",
+        "The outbox database {alias!r} ({vendor}) cannot claim rows safely: it has no "
+        "SELECT ... FOR UPDATE.",
+        "Use PostgreSQL, MariaDB >= 10.6, MySQL >= 8.0.1 or SQLite for the outbox (see the "
+        "README's table of databases), e.g. as its own alias through TRACIFY['DATABASE'].",
     ),
     "tracify.E008": (
         checks.Error,
@@ -97,6 +100,12 @@ MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
         "answering, every page waits for it.",
         "Bound each outbox write, e.g. DATABASES[{alias!r}]['OPTIONS'] = {example}; see the "
         "README, 'Scaling out'. Silence it if the server or role sets them already.",
+    ),
+    "tracify.W006": (
+        checks.Warning,
+        "The outbox database {alias!r} is MariaDB {version}, without SKIP LOCKED.",
+        "Flushers wait for each other's claims instead of passing them by; upgrade to "
+        "MariaDB 10.6 or later to run several at once.",
     ),
 }
 
@@ -262,9 +271,19 @@ def check_database(**kwargs: Any) -> list[checks.CheckMessage]:
     if alias is not None and alias not in django_settings.DATABASES:
         return [message("tracify.E006", value=alias)]
     alias = alias or "default"
-    vendor = connections[alias].vendor
-    if vendor not in ("postgresql", "sqlite"):
-        return [message("tracify.E007", alias=alias, vendor=vendor)]
-    if vendor == "sqlite" and settings.FLUSHERS > 1:
-        return [message("tracify.W002", value=settings.FLUSHERS)]
+    connection = connections[alias]
+    if connection.vendor == "sqlite":
+        if settings.FLUSHERS > 1:
+            return [message("tracify.W002", value=settings.FLUSHERS)]
+        return []
+    try:
+        # MySQL's features depend on the server's version: this may connect.
+        features = connection.features
+        if not can_claim_concurrently(connection):
+            return [message("tracify.E007", alias=alias, vendor=connection.vendor)]
+        if connection.vendor == "mysql" and not features.has_select_for_update_skip_locked:
+            version = ".".join(map(str, connection.mysql_version))  # type: ignore[attr-defined]
+            return [message("tracify.W006", alias=alias, version=version)]
+    except DatabaseError:
+        return []  # unreachable: the command that ran the checks says so itself
     return []

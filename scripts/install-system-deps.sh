@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the integration tests, benchmarks and soak runs need:
-# redis-server, chromium and the PostgreSQL 15 server. Idempotent, and quiet when all is there.
-# As a non-root user it only says what is missing: the tests that need it then skip.
+# redis-server, chromium, the PostgreSQL 15 server, pgbouncer, mariadb-server, and what pip needs
+# to build mysqlclient (default-libmysqlclient-dev, pkg-config). Idempotent, and quiet when all
+# is there. As a non-root user it only says what is missing: the tests that need it then skip.
 set -euo pipefail
 
 PG_BINDIR=/usr/lib/postgresql/15/bin
@@ -16,9 +17,18 @@ for bin in postgres initdb pg_ctl pg_isready psql; do
         break
     fi
 done
+[ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+{ [ -x /usr/sbin/mariadbd ] && [ -x /usr/bin/mariadb-install-db ]; } || missing+=(mariadb-server)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+# mysqlclient's build asks pkg-config for mysqlclient (or mariadb) and needs its headers.
+if ! { command -v pkg-config >/dev/null 2>&1 &&
+    pkg-config --exists mysqlclient 2>/dev/null; }; then
+    missing+=(default-libmysqlclient-dev)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "install-system-deps: redis-server, chromium and postgresql-15 are installed"
+    echo "install-system-deps: redis-server, chromium, postgresql-15, pgbouncer, mariadb-server" \
+        "and mysqlclient's build dependencies are installed"
     exit 0
 fi
 
@@ -68,6 +78,9 @@ still_missing=()
 [ -x /usr/bin/redis-server ] || still_missing+=(redis-server)
 [ -x /usr/bin/chromium ] || still_missing+=(chromium)
 [ -x "$PG_BINDIR/postgres" ] && [ -x "$PG_BINDIR/initdb" ] || still_missing+=(postgresql-15)
+[ -x /usr/sbin/pgbouncer ] || still_missing+=(pgbouncer)
+[ -x /usr/sbin/mariadbd ] || still_missing+=(mariadb-server)
+pkg-config --exists mysqlclient 2>/dev/null || still_missing+=(default-libmysqlclient-dev)
 if [ ${#still_missing[@]} -ne 0 ]; then
     fail "installed, but ${still_missing[*]} still missing"
 fi

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from django.db import connections
 
-from tests.services import REPO_ROOT, PostgresServer
+from tests.services import REPO_ROOT, MariaDBServer, PostgresServer
 from tracify_receiver import Receiver
 
 PROCESS_SETTINGS = "tests.process_settings"
@@ -211,6 +211,50 @@ def postgres_outbox(
             yield OutboxDatabase(name, config)
     finally:
         _admin_sql(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- MariaDB --------------------------------------------------------------------------------
+
+# The tables a test's processes write; emptied before each test instead of a fresh database,
+# since MariaDB has no template databases to copy from.
+MARIADB_TABLES = ("django_tracify_outboxevent", "django_tracify_flushstate")
+
+
+@pytest.fixture(scope="session")
+def mariadb_database(mariadb_server: MariaDBServer) -> Iterator[dict[str, Any]]:
+    """A migrated database of this test session on the test MariaDB; its DATABASES entry."""
+    name = f"tracify_test_{uuid.uuid4().hex[:8]}"
+    mariadb_server.create_database(name)
+    try:
+        config = mariadb_server.django_database(name)
+        _migrate(config)
+        yield config
+    finally:
+        mariadb_server.drop_database(name)
+
+
+@pytest.fixture
+def mariadb_outbox(
+    mariadb_server: MariaDBServer, mariadb_database: dict[str, Any], django_db_blocker: Any
+) -> Iterator[OutboxDatabase]:
+    """The session's MariaDB database with an empty outbox, for this test."""
+    for table in MARIADB_TABLES:
+        mariadb_server.execute(f"TRUNCATE TABLE `{table}`", database=mariadb_database["NAME"])
+    alias = f"tracify_test_{uuid.uuid4().hex[:8]}"
+    with database_alias(alias, mariadb_database, django_db_blocker):
+        yield OutboxDatabase(alias, mariadb_database)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def shared_outbox(request: pytest.FixtureRequest) -> OutboxDatabase:
+    """A fresh outbox on each database that flushers can share: PostgreSQL, MariaDB."""
+    database: OutboxDatabase = request.getfixturevalue(f"{request.param}_outbox")
+    return database
 
 
 # --- SQLite ---------------------------------------------------------------------------------

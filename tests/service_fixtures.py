@@ -12,9 +12,12 @@ from typing import NoReturn
 import pytest
 
 from tests.services import (
+    MariaDBServer,
     PostgresServer,
     ServiceUnavailable,
     chromium_executable,
+    start_mariadb,
+    start_pgbouncer,
     start_postgres,
     start_redis,
 )
@@ -34,6 +37,24 @@ def postgres_server() -> PostgresServer:
         return start_postgres()
     except ServiceUnavailable as err:
         skip_or_fail(f"PostgreSQL is unavailable: {err.reason}")
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_server(postgres_server: PostgresServer) -> PostgresServer:
+    """PgBouncer on 127.0.0.1:64329 in transaction pooling mode before ``postgres_server``."""
+    try:
+        return start_pgbouncer(postgres_server)
+    except ServiceUnavailable as err:
+        skip_or_fail(f"PgBouncer is unavailable: {err.reason}")
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> MariaDBServer:
+    """MariaDB on 127.0.0.1:33069 with database ``tracify``, started once and left running."""
+    try:
+        return start_mariadb()
+    except ServiceUnavailable as err:
+        skip_or_fail(f"MariaDB is unavailable: {err.reason}")
 
 
 @pytest.fixture(scope="session")

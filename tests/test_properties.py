@@ -610,15 +610,14 @@ def test_through_the_middleware_pages_never_break_and_nothing_raw_is_stored(
             assert not OutboxEvent.objects.using(outbox_database()).exists()
 
 
-@pytest.mark.postgres
 @settings(max_examples=max(settings.default.max_examples // 2, 10))
 @given(visit=visits(), case=orders(), conversion=conversions)
-def test_on_postgresql_every_event_is_stored_or_named_as_invalid(
-    postgres_outbox: Any, visit: Visit, case: OrderCase, conversion: Any
+def test_on_postgresql_and_mariadb_every_event_is_stored_or_named_as_invalid(
+    shared_outbox: Any, visit: Visit, case: OrderCase, conversion: Any
 ) -> None:
     with (
         override_settings(DATABASE_ROUTERS=["django_tracify.routers.OutboxRouter"]),
-        tracking(raise_errors=False, DATABASE=postgres_outbox.alias) as log,
+        tracking(raise_errors=False, DATABASE=shared_outbox.alias) as log,
     ):
         call_every_tracker(visit.request(), case, conversion)
         assert_pending_rows_meet_the_spec()

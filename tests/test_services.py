@@ -18,11 +18,16 @@ from tests.service_fixtures import skip_or_fail
 from tests.services import (
     CHROMIUM_ARGS,
     HOST,
+    PGBOUNCER_PORT,
+    MariaDBServer,
     PostgresServer,
     ServiceUnavailable,
+    mariadb,
     postgres,
+    start_mariadb,
     start_postgres,
     start_redis,
+    stop_mariadb,
     stop_postgres,
     stop_redis,
 )
@@ -277,6 +282,67 @@ def test_missing_redis_server_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path
 
     with pytest.raises(ServiceUnavailable, match="redis-server is not on PATH"):
         start_redis(free_port(), tmp_path)
+
+
+# --- MariaDB and PgBouncer ------------------------------------------------------------------
+
+
+@pytest.mark.mariadb
+def test_mariadb_answers_in_utf8mb4(mariadb_server: MariaDBServer) -> None:
+    assert mariadb_server.port == 33069
+    rows = mariadb_server.execute("SELECT @@character_set_server, @@innodb_flush_log_at_trx_commit")
+    assert rows == [("utf8mb4", 0)]
+
+
+@pytest.mark.mariadb
+@pytest.mark.slow
+def test_mariadb_cold_start_stop_and_restart_in_its_own_folder(
+    mariadb_server: MariaDBServer, tmp_path: Path
+) -> None:
+    port, base = free_port(), tmp_path / "mariadb"
+    try:
+        server = start_mariadb(base, port)
+        assert (base / "data" / "mysql").is_dir()
+        server.execute("CREATE TABLE kept (n INT)", database="tracify")
+        stop_mariadb(base)
+        assert nothing_listens_on(port)
+        stop_mariadb(base)  # stopping a stopped server is a no-op
+        restarted = start_mariadb(base, port)
+        assert restarted.execute("SELECT count(*) FROM kept", database="tracify") == [(0,)]
+    finally:
+        stop_mariadb(base)
+    assert nothing_listens_on(port)
+
+
+def test_mariadb_refuses_a_port_held_by_another_program(foreign_port: int, tmp_path: Path) -> None:
+    with pytest.raises(ServiceUnavailable, match="not MariaDB"):
+        start_mariadb(tmp_path / "mariadb", foreign_port)
+
+
+def test_missing_mariadb_binaries_are_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(mariadb, "MARIADB_BINDIRS", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ServiceUnavailable, match="mariadb-install-db is not installed"):
+        start_mariadb(tmp_path / "mariadb", free_port())
+
+
+@pytest.mark.postgres
+def test_pgbouncer_pools_the_test_postgres_per_transaction(
+    pgbouncer_server: PostgresServer,
+) -> None:
+    assert pgbouncer_server.port == PGBOUNCER_PORT
+    assert query(pgbouncer_server, "SELECT current_database()") == "tracify"
+    import psycopg
+
+    with psycopg.connect(
+        host=HOST, port=PGBOUNCER_PORT, user=pgbouncer_server.user, dbname="pgbouncer"
+    ) as admin:
+        admin.autocommit = True
+        rows = admin.execute("SHOW CONFIG").fetchall()
+    config = {row[0]: row[1] for row in rows}
+    assert (config["pool_mode"], config["listen_addr"]) == ("transaction", HOST)
 
 
 # --- Chromium -------------------------------------------------------------------------------

@@ -1,14 +1,14 @@
 """The outbox rows; this package is the only code that changes them.
 
-enqueueing: new rows, one INSERT each. states: claim, settle, requeue, retry, discard and
-retention of the rows already there.
+enqueueing: new rows, one INSERT each. claiming: taking due rows for one flusher. states:
+settle, requeue, retry, discard and retention of the rows already there.
 """
 
+from django_tracify.outbox.claiming import claim_batch
 from django_tracify.outbox.enqueueing import add, enqueue, record_invalid, store
 from django_tracify.outbox.states import (
     Claim,
     ClaimedRow,
-    claim_batch,
     count_due,
     delete_expired,
     discard,

@@ -26,7 +26,9 @@ _INSERTED = (
     "last_error",
     "created_at",
 )
-_RETURNING_VENDORS = ("postgresql", "sqlite")
+# Where the one-statement insert runs; elsewhere Model.create(). The new id comes back by
+# RETURNING where the backend has it, by the cursor's lastrowid on MySQL.
+_FAST_INSERT_VENDORS = ("postgresql", "sqlite", "mysql")
 _FIELDS = tuple(field.attname for field in OutboxEvent._meta.concrete_fields)
 # What a new row holds in the fields an insert does not set.
 _UNSET: dict[str, Any] = {
@@ -91,17 +93,16 @@ def _server_binding_cursor_class(connection: BaseDatabaseWrapper) -> Any:
 
 def _execute_insert(using: str, fields: dict[str, Any], returning: bool) -> dict[str, Any] | None:
     connection = connections[using]
-    if connection.vendor not in _RETURNING_VENDORS or not (
-        connection.features.can_return_columns_from_insert
-    ):
+    if connection.vendor not in _FAST_INSERT_VENDORS:
         row = OutboxEvent.objects.using(using).create(**fields)
         return {name: getattr(row, name) for name in _FIELDS}
+    returning_sql = returning and connection.features.can_return_columns_from_insert
     # One statement, its values adapted once: Model.create() costs the worker ~4x the CPU
     # of the INSERT itself (field preparation, SQL compilation, model signals).
     when = connection.ops.adapt_datetimefield_value(fields["created_at"])
     with _insert_cursor(connection) as cursor:
         cursor.execute(
-            _insert_statement(connection, returning),
+            _insert_statement(connection, returning_sql),
             (
                 fields["event_type"],
                 json.dumps(fields["payload"]),
@@ -115,7 +116,7 @@ def _execute_insert(using: str, fields: dict[str, Any], returning: bool) -> dict
         )
         if not returning:
             return None
-        (row_id,) = cursor.fetchone()
+        (row_id,) = cursor.fetchone() if returning_sql else (cursor.lastrowid,)
     return {**_UNSET, **fields, "id": row_id, "next_attempt_at": fields["created_at"]}
 
 

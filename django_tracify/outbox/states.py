@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from django.db import OperationalError, connections, transaction
+from django.db import transaction
 from django.db.models import F, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -57,41 +57,6 @@ def _rows(using: str | None) -> QuerySet[OutboxEvent]:
 
 def due(now: datetime) -> Q:
     return Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
-
-
-def claim_batch(
-    size: int, *, now: datetime, lease_seconds: float, using: str | None = None
-) -> Claim | None:
-    """Mark up to `size` due rows (oldest id first) as sending under a fresh token and lease.
-
-    One UPDATE whose subquery picks the rows, in one short transaction. PostgreSQL: the
-    subquery selects FOR UPDATE SKIP LOCKED, so concurrent flushers take different rows without
-    waiting. SQLite (no SKIP LOCKED) runs the statement under its single write lock; "database
-    is locked" there means nothing claimed.
-    """
-    using = using or outbox_database()
-    token = uuid.uuid4()
-    lease = now + timedelta(seconds=lease_seconds)
-    picked = _rows(using).filter(due(now)).order_by("id").values("id")
-    try:
-        with transaction.atomic(using=using):
-            if connections[using].vendor == "postgresql":
-                picked = picked.select_for_update(skip_locked=True)
-            # A subquery, not a list of ids: no id list to build, send and parse, twice.
-            claimed = (
-                _rows(using)
-                .filter(id__in=picked[:size])
-                .update(status=OutboxStatus.SENDING, claim_token=token, lease_expires_at=lease)
-            )
-    except OperationalError as err:
-        if "locked" not in str(err):
-            raise
-        return None
-    if not claimed:
-        return None
-    mine = _rows(using).filter(status=OutboxStatus.SENDING, claim_token=token).order_by("id")
-    rows = [ClaimedRow(*values) for values in _sendable(mine)]
-    return Claim(token, rows, lease) if rows else None
 
 
 def _sendable(rows: QuerySet[OutboxEvent]) -> QuerySet[OutboxEvent, tuple[int, int, str]]:

@@ -1,4 +1,4 @@
-"""From a shell: python -m tests.services start|stop|status [postgres|redis]."""
+"""From a shell: python -m tests.services start|stop|status [postgres|redis|mariadb]."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from tests.services.common import PortState, ServiceUnavailable
+from tests.services.mariadb import MARIADB_PORT, probe_mariadb, start_mariadb, stop_mariadb
 from tests.services.postgres import PG_PORT, probe_postgres, start_postgres, stop_postgres
 from tests.services.redis import REDIS_PORT, probe_redis, start_redis, stop_redis
 
@@ -25,12 +26,13 @@ class Service(NamedTuple):
 SERVICES = {
     "postgres": Service(start_postgres, stop_postgres, probe_postgres, PG_PORT),
     "redis": Service(start_redis, stop_redis, probe_redis, REDIS_PORT),
+    "mariadb": Service(start_mariadb, stop_mariadb, probe_mariadb, MARIADB_PORT),
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Start, stop or look at the local PostgreSQL and Redis used by the tests."
+        description="Start, stop or look at the local PostgreSQL, Redis and MariaDB of the tests."
     )
     parser.add_argument("action", choices=["start", "stop", "status"])
     parser.add_argument("service", nargs="?", choices=list(SERVICES))

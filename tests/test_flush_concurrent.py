@@ -1,6 +1,6 @@
-"""Many flusher processes on one PostgreSQL outbox: each event delivered once, none lost when a
-flusher is killed. Real processes (`manage.py tracify_flush`), a real PostgreSQL, the local
-receiver; every test gets a fresh database."""
+"""Many flusher processes on one outbox, on PostgreSQL and on MariaDB: each event delivered
+once, none lost when a flusher is killed. Real processes (`manage.py tracify_flush`), a real
+database server, the local receiver; every test gets an empty outbox."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from django_tracify.models import OutboxEvent, OutboxStatus
 from tests.process_fixtures import OutboxDatabase, Processes, Started, process_env, wait_until
 from tracify_receiver import Receiver, dedup_key
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 FLUSHERS = 4
 EVENTS = 5_000
@@ -52,12 +52,12 @@ def sent_by(flusher: Started) -> int:
 
 
 def test_four_flushers_deliver_every_event_exactly_once(
-    postgres_outbox: OutboxDatabase,
+    shared_outbox: OutboxDatabase,
     receiver: Receiver,
     processes: Processes,
     shop_request: Callable[..., Any],
 ) -> None:
-    env = process_env(postgres_outbox, receiver)
+    env = process_env(shared_outbox, receiver)
     loop = ("tracify_flush", "--loop", "--interval", "0.1", "--batch-size", "25", "-v", "2")
     flushers = [processes.manage(f"flusher-{n}", *loop, env=env) for n in range(FLUSHERS)]
     # Every flusher is polling (it printed its first idle pass) before the events arrive.
@@ -66,12 +66,12 @@ def test_four_flushers_deliver_every_event_exactly_once(
         60,
         lambda: "\n".join(f"{f.name}:\n{f.output()}" for f in flushers),
     )
-    keys = enqueue_conversions(postgres_outbox, EVENTS, shop_request)
+    keys = enqueue_conversions(shared_outbox, EVENTS, shop_request)
 
     wait_until(
-        lambda: status_counts(postgres_outbox) == {OutboxStatus.SENT: EVENTS},
+        lambda: status_counts(shared_outbox) == {OutboxStatus.SENT: EVENTS},
         120,
-        lambda: f"outbox {status_counts(postgres_outbox)}, receiver {receiver.counters()}",
+        lambda: f"outbox {status_counts(shared_outbox)}, receiver {receiver.counters()}",
     )
     assert processes.stop(*flushers) == [0] * FLUSHERS  # a clean SIGTERM exit
     delivered = receiver.count_by(dedup_key)
@@ -79,30 +79,30 @@ def test_four_flushers_deliver_every_event_exactly_once(
     assert {key: n for key, n in delivered.items() if n > 1} == {}
     # Each row was settled by exactly one flusher, the one whose claim it carried.
     assert sum(sent_by(f) for f in flushers) == EVENTS
-    unsettled = OutboxEvent.objects.using(postgres_outbox.alias).exclude(
+    unsettled = OutboxEvent.objects.using(shared_outbox.alias).exclude(
         claim_token=None, lease_expires_at=None, attempts=1
     )
     assert not unsettled.exists()
 
 
 def test_a_flusher_killed_mid_batch_loses_nothing(
-    postgres_outbox: OutboxDatabase,
+    shared_outbox: OutboxDatabase,
     receiver: Receiver,
     processes: Processes,
     shop_request: Callable[..., Any],
 ) -> None:
     lease = {"LEASE_SECONDS": 5, "TIMEOUT": 3}  # a request may use the lease but its last 3 s
-    env = process_env(postgres_outbox, receiver, **lease)
-    keys = enqueue_conversions(postgres_outbox, 200, shop_request)
+    env = process_env(shared_outbox, receiver, **lease)
+    keys = enqueue_conversions(shared_outbox, 200, shop_request)
     receiver.script({"kind": "hang", "seconds": 30})  # the first request gets no answer
 
     doomed = processes.manage("doomed", "tracify_flush", "--batch-size", "50", env=env)
     wait_until(lambda: len(receiver.requests()) == 1, 60, doomed.output)
     assert processes.stop(doomed, signum=signal.SIGKILL) == [-signal.SIGKILL]
     # Killed while its request hung: its batch is stuck in sending, under its lease.
-    assert status_counts(postgres_outbox) == {OutboxStatus.SENDING: 50, OutboxStatus.PENDING: 150}
+    assert status_counts(shared_outbox) == {OutboxStatus.SENDING: 50, OutboxStatus.PENDING: 150}
     stuck = set(
-        OutboxEvent.objects.using(postgres_outbox.alias)
+        OutboxEvent.objects.using(shared_outbox.alias)
         .filter(status=OutboxStatus.SENDING)
         .values_list("id", flat=True)
     )
@@ -111,15 +111,15 @@ def test_a_flusher_killed_mid_batch_loses_nothing(
         "survivor", "tracify_flush", "--loop", "--interval", "0.2", "--batch-size", "50", env=env
     )
     wait_until(
-        lambda: status_counts(postgres_outbox) == {OutboxStatus.SENT: 200},
+        lambda: status_counts(shared_outbox) == {OutboxStatus.SENT: 200},
         60,
-        lambda: f"outbox {status_counts(postgres_outbox)}\n{survivor.output()}",
+        lambda: f"outbox {status_counts(shared_outbox)}\n{survivor.output()}",
     )
     assert processes.stop(survivor) == [0]
     delivered = receiver.count_by(dedup_key)
     assert set(delivered) == keys
     assert {key: n for key, n in delivered.items() if n > 1} == {}
     # The killed batch was re-sent after its lease, without an attempt burned by the crash.
-    resent = OutboxEvent.objects.using(postgres_outbox.alias).filter(id__in=stuck)
+    resent = OutboxEvent.objects.using(shared_outbox.alias).filter(id__in=stuck)
     assert set(resent.values_list("status", "attempts")) == {(OutboxStatus.SENT, 1)}
     assert not resent.exclude(claim_token=None).exists()

@@ -1,4 +1,5 @@
-"""Claiming on a real PostgreSQL, in one process: two connections stand in for two flushers."""
+"""Claiming on a real PostgreSQL and a real MariaDB, in one process: two connections stand in
+for two flushers."""
 
 from __future__ import annotations
 
@@ -16,55 +17,77 @@ import django_tracify as tracify
 from django_tracify import outbox
 from django_tracify.delivery import flush
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
-from tests.services import PostgresServer
+from tests.services import MariaDBServer, PostgresServer
 from tracify_receiver import Receiver
 
-pytestmark = pytest.mark.postgres
-
 DBNAME = "tracify_claims"
-FLUSHER = "tracify_pg"  # two aliases of one database: two connections, like two flushers
-OTHER_FLUSHER = "tracify_pg_other"
-# The same database through a connection whose own cursors bind values server-side.
+FLUSHER = "tracify_claims"  # two aliases of one database: two connections, like two flushers
+OTHER_FLUSHER = "tracify_claims_other"
+# PostgreSQL: the same database through a connection whose own cursors bind server-side.
 SERVER_BINDING = "tracify_pg_server_binding"
 
 
-@pytest.fixture(scope="module")
-def pg_aliases(
-    postgres_server: PostgresServer, django_db_setup: None, django_db_blocker: Any
-) -> Iterator[None]:
-    """A database of its own on the test PostgreSQL, migrated, as two DATABASES aliases."""
-    with psycopg.connect(postgres_server.conninfo, autocommit=True) as conn:
+def _postgres_config(request: pytest.FixtureRequest) -> dict[str, Any]:
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    with psycopg.connect(server.conninfo, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{DBNAME}"')
-    config = {**postgres_server.django_database(), "NAME": DBNAME}
+    config = {**server.django_database(), "NAME": DBNAME}
     # A claim that waits for another's row locks instead of skipping them fails, not hangs.
     config["OPTIONS"] = {"options": "-c lock_timeout=3s"}
+    return config
+
+
+def _mariadb_config(request: pytest.FixtureRequest) -> dict[str, Any]:
+    server: MariaDBServer = request.getfixturevalue("mariadb_server")
+    server.create_database(DBNAME)
+    config = server.django_database(DBNAME)
+    # As above: a claim that waits for locks fails after 3 s.
+    config["OPTIONS"] = {**config["OPTIONS"], "init_command": "SET innodb_lock_wait_timeout=3"}
+    return config
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
+def claim_aliases(
+    request: pytest.FixtureRequest, django_db_setup: None, django_db_blocker: Any
+) -> Iterator[str]:
+    """A database of its own on the server, migrated, as two DATABASES aliases; the server."""
+    config = (_postgres_config if request.param == "postgres" else _mariadb_config)(request)
+    aliases = {FLUSHER: config, OTHER_FLUSHER: dict(config)}
+    if request.param == "postgres":
+        options = {**config["OPTIONS"], "server_side_binding": True}
+        aliases[SERVER_BINDING] = {**config, "OPTIONS": options}
     # connections.settings is settings.DATABASES; configure_settings fills in the defaults.
-    server_binding = {**config, "OPTIONS": {**config["OPTIONS"], "server_side_binding": True}}
-    connections.settings.update(
-        {FLUSHER: config, OTHER_FLUSHER: dict(config), SERVER_BINDING: server_binding}
-    )
+    connections.settings.update(aliases)
     connections.configure_settings(connections.settings)
     try:
         with django_db_blocker.unblock():
             call_command("migrate", database=FLUSHER, verbosity=0)
-        yield
+        yield request.param
     finally:
-        for alias in (FLUSHER, OTHER_FLUSHER, SERVER_BINDING):
+        for alias in aliases:
             connections[alias].close()
             del connections[alias]
             del connections.settings[alias]
 
 
 @pytest.fixture
-def pg(pg_aliases: None, django_db_blocker: Any) -> Iterator[None]:
+def db_vendor(claim_aliases: str, django_db_blocker: Any) -> Iterator[str]:
+    """An empty outbox on either server: "postgres" or "mariadb"."""
     with django_db_blocker.unblock():
         OutboxEvent.objects.using(FLUSHER).all().delete()
         FlushState.objects.using(FLUSHER).all().delete()
-        yield
+        yield claim_aliases
         for alias in (FLUSHER, OTHER_FLUSHER, SERVER_BINDING):
-            connections[alias].close()
+            if alias in connections.settings:
+                connections[alias].close()
 
 
 def pending(count: int) -> list[int]:
@@ -79,7 +102,7 @@ def claimed_ids(claim: outbox.Claim | None) -> list[int]:
     return [row.id for row in claim.rows]
 
 
-def test_overlapping_claims_never_return_the_same_row(pg: None) -> None:
+def test_overlapping_claims_never_return_the_same_row(db_vendor: str) -> None:
     ids = pending(10)
     now = timezone.now()
     with transaction.atomic(using=FLUSHER):
@@ -96,7 +119,7 @@ def test_overlapping_claims_never_return_the_same_row(pg: None) -> None:
     assert len(set(tokens)) == 3
 
 
-def test_settle_ignores_rows_whose_token_changed(pg: None) -> None:
+def test_settle_ignores_rows_whose_token_changed(db_vendor: str) -> None:
     (row_id,) = pending(1)
     now = timezone.now()
     slow = outbox.claim_batch(1, now=now, lease_seconds=30, using=FLUSHER)
@@ -121,7 +144,7 @@ def test_settle_ignores_rows_whose_token_changed(pg: None) -> None:
     assert outbox.mark_sent(fresh.token, [row_id], now=later, using=OTHER_FLUSHER) == 1
 
 
-def test_an_expired_lease_is_claimable_again(pg: None) -> None:
+def test_an_expired_lease_is_claimable_again(db_vendor: str) -> None:
     ids = pending(3)
     now = timezone.now()
     assert claimed_ids(outbox.claim_batch(10, now=now, lease_seconds=60, using=FLUSHER)) == ids
@@ -135,8 +158,8 @@ def test_an_expired_lease_is_claimable_again(pg: None) -> None:
     assert set(OutboxEvent.objects.using(FLUSHER).values_list("attempts", flat=True)) == {0}
 
 
-def test_flush_on_postgres_delivers_everything_once(
-    pg: None,
+def test_flush_delivers_everything_once(
+    db_vendor: str,
     receiver: Receiver,
     receiver_settings: Callable[..., None],
     shop_request: Callable[..., Any],
@@ -157,8 +180,8 @@ def test_flush_on_postgres_delivers_everything_once(
     assert statuses == {OutboxStatus.SENT}
 
 
-def test_a_failed_enqueue_leaves_the_shops_postgres_transaction_usable(
-    pg: None, tracify_settings: Callable[..., None]
+def test_a_failed_enqueue_leaves_the_shops_transaction_usable(
+    db_vendor: str, tracify_settings: Callable[..., None]
 ) -> None:
     from django.db import DataError
 
@@ -167,9 +190,11 @@ def test_a_failed_enqueue_leaves_the_shops_postgres_transaction_usable(
     tracify_settings(DATABASE=FLUSHER)
     with transaction.atomic(using=FLUSHER):
         kept = outbox.enqueue(Event("pageview", {"n": "before"}))
-        # PostgreSQL's jsonb refuses NUL characters: a real error inside the transaction.
+        # A real error inside the transaction: PostgreSQL's jsonb refuses NUL characters;
+        # MariaDB (strict mode, its default) an event type longer than the column.
+        bad = Event("pageview", {"n": "\x00"}) if db_vendor == "postgres" else Event("x" * 40, {})
         with pytest.raises(DataError):
-            outbox.enqueue(Event("pageview", {"n": "\x00"}))
+            outbox.enqueue(bad)
         # Without a savepoint this would fail: "current transaction is aborted".
         after = outbox.enqueue(Event("pageview", {"n": "after"}))
     assert list(OutboxEvent.objects.using(FLUSHER).values_list("id", flat=True)) == [
@@ -179,9 +204,11 @@ def test_a_failed_enqueue_leaves_the_shops_postgres_transaction_usable(
 
 
 @pytest.mark.parametrize("alias", [FLUSHER, SERVER_BINDING])
-def test_rows_stored_on_postgres_read_back_as_returned_and_show_in_the_query_log(
-    pg: None, tracify_settings: Callable[..., None], alias: str
+def test_rows_stored_read_back_as_returned_and_show_in_the_query_log(
+    db_vendor: str, tracify_settings: Callable[..., None], alias: str
 ) -> None:
+    if alias not in connections.settings:
+        pytest.skip("server-side binding is PostgreSQL's")
     from django.test.utils import CaptureQueriesContext
 
     from django_tracify.events import Event
@@ -192,7 +219,7 @@ def test_rows_stored_on_postgres_read_back_as_returned_and_show_in_the_query_log
         stored, created = outbox.store(Event("purchase", payload, "purchase:A-1"))
         assert outbox.add(Event("pageview", {"type": "pageview"}))
     assert created
-    # The INSERTs bind their values server-side, and still reach Django's query log.
+    # The INSERTs (bound server-side on PostgreSQL) still reach Django's query log.
     assert sum("INSERT INTO" in query["sql"] for query in queries.captured_queries) == 2
     fresh = OutboxEvent.objects.using(alias).get(id=stored.id)
     fields = [field.attname for field in OutboxEvent._meta.concrete_fields]
