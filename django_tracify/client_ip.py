@@ -16,7 +16,7 @@ from functools import lru_cache
 from django.http import HttpRequest
 from python_ipware import IpWare
 
-from django_tracify import capture_problems
+from django_tracify import capture_problems, outbox_pause
 from django_tracify.conf import settings
 from django_tracify.errors import TracifyValidationError
 from django_tracify.identity import Identity
@@ -113,8 +113,10 @@ def lost_without_client_ip(identity: Identity, event_type: str) -> bool:
 def report_lost_without_client_ip(event_type: str) -> None:
     global missing_ip_logged
     capture_problems.record(capture_problems.NO_CLIENT_IP)
-    # The database is not what failed here: the count may be saved at once.
-    capture_problems.save_after_write(outbox_database())
+    # No write failed here: the count may be saved now, unless the outbox database is paused.
+    using = outbox_database()
+    if not outbox_pause.is_paused(using):
+        capture_problems.save_after_write(using)
     if not missing_ip_logged:
         missing_ip_logged = True
         logger.warning("tracify: %s not recorded: %s", event_type, NO_CLIENT_IP)

@@ -20,7 +20,13 @@ DATABASES = {
 DATABASE_ROUTERS = ["django_tracify.routers.OutboxRouter"]
 ROOT_URLCONF = "tests.middleware_views"
 MIDDLEWARE = ["django_tracify.middleware.TracifyMiddleware"]
-TRACIFY = {**BASE_TRACIFY, "DATABASE": "outbox", "RAISE_ERRORS": False}
+# Served on a unix socket as behind nginx: the visitor's address comes from X-Forwarded-For.
+TRACIFY = {
+    **BASE_TRACIFY,
+    "DATABASE": "outbox",
+    "RAISE_ERRORS": False,
+    "TRUSTED_PROXY_COUNT": 1,
+}
 
 LOGGING = {
     "version": 1,

@@ -172,7 +172,8 @@ def get(path: Path, url: str) -> int:
     # Below gunicorn's 30 s worker timeout: a worker that hangs fails the test, not restarts.
     connection = UnixHTTPConnection(path, timeout=20)
     try:
-        connection.request("GET", url, headers={"User-Agent": BROWSER_UA})
+        headers = {"User-Agent": BROWSER_UA, "X-Forwarded-For": "203.0.113.7"}
+        connection.request("GET", url, headers=headers)
         response = connection.getresponse()
         response.read()
         return response.status
