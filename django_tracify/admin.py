@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
+from django.db import connections
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -43,6 +44,13 @@ def compact_datetime(value: datetime | None) -> SafeString | str:
         date_format(local, "Y-m-d"),
         date_format(local, "H:i"),
     )
+
+
+def _prefix_lookup(using: str) -> str:
+    # MySQL/MariaDB's case-sensitive startswith is LIKE BINARY, which the dedup_key index under
+    # a case-insensitive collation cannot serve: the whole table is read. Their plain LIKE is
+    # served; a search that also finds other-cased keys is harmless.
+    return "istartswith" if connections[using].vendor == "mysql" else "startswith"
 
 
 if TYPE_CHECKING:
@@ -154,7 +162,7 @@ class OutboxEventAdmin(BaseOutboxAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        match = Q(dedup_key__startswith=term)
+        match = Q(**{f"dedup_key__{_prefix_lookup(queryset.db)}": term})
         if ":" not in term:
             match |= Q(dedup_key__in=[f"{prefix}:{term}" for prefix in DEDUP_PREFIXES])
         number = term.removeprefix("#")
