@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import close_old_connections
 from django.utils import timezone
 
 from django_tracify import delivery, outbox
@@ -94,6 +95,9 @@ class Command(BaseCommand):
         self, stop: threading.Event, interval: float, batch_size: int | None, limit: int | None
     ) -> None:
         while not stop.is_set():
+            # As Django does around each request: a connection that a database restart,
+            # failover or idle timeout broke (or that is past CONN_MAX_AGE) is replaced.
+            close_old_connections()
             try:
                 self._pass(stop, batch_size, limit)
             except Exception:
