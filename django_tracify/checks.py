@@ -61,6 +61,13 @@ MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
         'addresses, CIDR networks or prefixes on octet boundaries ("10.1."). Until then no '
         "request gets a context: nothing is tracked.",
     ),
+    "tracify.E009": (
+        checks.Error,
+        "TRACIFY['LEASE_SECONDS'] = {lease!r} leaves no room for a request of "
+        "TRACIFY['TIMEOUT'] = {timeout!r}: nothing would ever be sent.",
+        "A flusher starts no request that could outlive its lease, so make LEASE_SECONDS at "
+        "least {factor} x TIMEOUT (the defaults are 300 and 10).",
+    ),
     "tracify.W001": (
         checks.Warning,
         "TRACIFY has unknown key {key!r}.",
@@ -72,6 +79,9 @@ MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
         "SQLite has no SKIP LOCKED: run a single flusher, or use PostgreSQL for the outbox.",
     ),
 }
+
+# A lease must fit a whole request and the rest of a batch's work around it.
+LEASE_PER_TIMEOUT = 2
 
 # key -> (minimum, maximum or None)
 NUMBER_RANGES: dict[str, tuple[float, float | None]] = {
@@ -111,8 +121,18 @@ def _settings_messages(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:
             yield message("tracify.E001")
         yield from _csid_messages(raw.get("CUSTOMER_SITE_ID"))
     yield from _endpoint_messages(settings.ENDPOINT)
+    ranges_ok = True
     for key, (low, high) in NUMBER_RANGES.items():
-        yield from _range_messages(key, raw.get(key, DEFAULTS[key]), low, high)
+        for problem in _range_messages(key, raw.get(key, DEFAULTS[key]), low, high):
+            ranges_ok = False
+            yield problem
+    if ranges_ok and settings.LEASE_SECONDS < LEASE_PER_TIMEOUT * settings.TIMEOUT:
+        yield message(
+            "tracify.E009",
+            lease=raw.get("LEASE_SECONDS", DEFAULTS["LEASE_SECONDS"]),
+            timeout=raw.get("TIMEOUT", DEFAULTS["TIMEOUT"]),
+            factor=LEASE_PER_TIMEOUT,
+        )
     for key in ("ORDER_ADAPTER", "CONSENT"):
         try:
             getattr(settings, key)

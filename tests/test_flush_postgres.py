@@ -94,7 +94,7 @@ def test_a_flusher_killed_mid_batch_loses_nothing(
     processes: Processes,
     shop_request: Callable[..., Any],
 ) -> None:
-    lease = {"LEASE_SECONDS": 5, "TIMEOUT": 3}  # a request may use the lease but its last 3 s
+    lease = {"LEASE_SECONDS": 6, "TIMEOUT": 3}  # a request may use the lease but its last 3 s
     env = process_env(postgres_outbox, receiver, **lease)
     keys = enqueue_conversions(postgres_outbox, 200, shop_request)
     receiver.script({"kind": "hang", "seconds": 30})  # the first request gets no answer
