@@ -83,6 +83,9 @@ MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
 # A lease must fit a whole request and the rest of a batch's work around it.
 LEASE_PER_TIMEOUT = 2
 
+# Numbers that may be None (no limit).
+OPTIONAL_NUMBERS = frozenset({"MAX_ATTEMPTS"})
+
 # key -> (minimum, maximum or None)
 NUMBER_RANGES: dict[str, tuple[float, float | None]] = {
     "TIMEOUT": (0.1, 300),
@@ -123,7 +126,10 @@ def _settings_messages(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:
     yield from _endpoint_messages(settings.ENDPOINT)
     ranges_ok = True
     for key, (low, high) in NUMBER_RANGES.items():
-        for problem in _range_messages(key, raw.get(key, DEFAULTS[key]), low, high):
+        value = raw.get(key, DEFAULTS[key])
+        if value is None and key in OPTIONAL_NUMBERS:
+            continue
+        for problem in _range_messages(key, value, low, high):
             ranges_ok = False
             yield problem
     if ranges_ok and settings.LEASE_SECONDS < LEASE_PER_TIMEOUT * settings.TIMEOUT:

@@ -208,6 +208,25 @@ def test_rows_die_after_max_attempts_or_max_age(clock: FakeClock, tracify_api: A
 
 
 @responses.activate
+@pytest.mark.parametrize("seed", range(5))
+def test_with_the_defaults_a_failing_event_lives_until_max_age(
+    clock: FakeClock, tracify_settings: Callable[..., None], seed: int
+) -> None:
+    tracify_settings(ENDPOINT=ENDPOINT)  # every retry setting at its default
+    responses.post(ENDPOINT, status=503)
+    (event,) = rows(1, created_at=clock())
+    rng = random.Random(seed)
+    while event.status != OutboxStatus.DEAD:
+        clock.now = max(clock.now, event.next_attempt_at)
+        flush(clock=clock, rng=rng)
+        event.refresh_from_db()
+    age = (clock() - event.created_at).total_seconds()
+    # Given up on by age, not by a count of attempts: the first failed attempt past 7 days.
+    assert 7 * 86_400 <= age <= 7 * 86_400 + 6 * 3600
+    assert event.given_up_at == clock()
+
+
+@responses.activate
 def test_unauthorised_stops_and_burns_nothing(
     clock: FakeClock, tracify_api: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -158,11 +158,13 @@ def mark_retry(
     error: str,
     http_status: int | None,
     now: datetime,
-    max_attempts: int,
+    max_attempts: int | None,
     max_age_seconds: float,
     using: str | None = None,
 ) -> tuple[int, int]:
     """Back to pending until `next_attempt_at`, or dead once out of attempts or too old.
+
+    `max_attempts` None: no limit on attempts, only on age.
 
     Returns (retried, dead).
     """
@@ -173,9 +175,9 @@ def mark_retry(
         "last_http_status": http_status,
         **_UNCLAIMED,
     }
-    exhausted = Q(attempts__gte=max_attempts - 1) | Q(
-        created_at__lt=now - timedelta(seconds=max_age_seconds)
-    )
+    exhausted = Q(created_at__lt=now - timedelta(seconds=max_age_seconds))
+    if max_attempts is not None:
+        exhausted |= Q(attempts__gte=max_attempts - 1)
     using = using or outbox_database()
     with transaction.atomic(using=using):
         dead = (
