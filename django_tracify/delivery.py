@@ -258,6 +258,10 @@ class _Pass:
         ids = [row.id for row, _ in items]
         if not self.stopped and self.clock() >= self.lease_deadline:
             logger.warning("tracify: the lease ran out mid-batch; the rest waits for the next pass")
+            self.result.errors.append(
+                "the lease ran out before the batch was sent: LEASE_SECONDS leaves too little "
+                "time for requests of TIMEOUT seconds"
+            )
             self.stopped = True
         if self.stopped:
             self.result.released += outbox.release(token, ids, using=self.using)

@@ -314,6 +314,16 @@ def test_no_request_starts_that_could_outlast_the_lease(clock: FakeClock, tracif
     assert [(r.status, r.attempts) for r in reloaded(events)] == [("pending", 0)] * 4
 
 
+@responses.activate
+def test_a_lease_too_short_for_any_request_is_not_ok(clock: FakeClock, tracify_api: Any) -> None:
+    responses.post(ENDPOINT, json={"status": True})
+    tracify_api(LEASE_SECONDS=10, TIMEOUT=10)  # check tracify.E009 refuses it
+    rows(2)
+    result = flush(clock=clock)
+    assert (result.requests, result.released, result.outcome) == (0, 2, FlushState.ERROR)
+    assert "LEASE_SECONDS" in FlushState.load().last_message
+
+
 def test_settling_with_a_replaced_token_changes_nothing(clock: FakeClock) -> None:
     (row,) = rows(1)
     first = outbox.claim_batch(10, now=clock(), lease_seconds=60)
