@@ -10,8 +10,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from django_tracify import outbox
@@ -34,6 +35,7 @@ from django_tracify.outbox.states import waiting_for_retry
 from django_tracify.routers import outbox_database
 
 logger = logging.getLogger("django_tracify")
+_T = TypeVar("_T")
 
 DEFAULT_MAX_PAUSE_SECONDS = 60.0
 MIN_PAUSE_SECONDS = 1.0
@@ -212,8 +214,12 @@ class _Pass:
             )
             if size <= 0:
                 return
-            claim = outbox.claim_batch(
-                size, now=self.clock(), lease_seconds=settings.LEASE_SECONDS, using=self.using
+            claim = self._db(
+                outbox.claim_batch,
+                size,
+                now=self.clock(),
+                lease_seconds=settings.LEASE_SECONDS,
+                using=self.using,
             )
             if claim is None:
                 return
@@ -222,10 +228,27 @@ class _Pass:
                 self._deliver_claim(claim)
             except BaseException:
                 # Whatever was not settled goes back as it was, not left waiting for the lease.
-                outbox.release(claim.token, using=self.using)
+                self._db(outbox.release, claim.token, using=self.using)
                 raise
             if self.progress is not None:
                 self.progress(self.result)
+
+    def _db(self, operation: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run an outbox operation; once more on a new connection if the old one broke.
+
+        Claims and settlements follow network waits (a slow answer, a Retry-After pause),
+        long enough for a database restart, a failover or an idle timeout to drop the
+        connection; settling on a new one keeps the answer instead of losing it.
+        """
+        try:
+            return operation(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            connection = connections[self.using]
+            if connection.in_atomic_block or connection.is_usable():
+                raise
+            logger.warning("tracify: the database connection broke; reconnecting once")
+            connection.close()
+            return operation(*args, **kwargs)
 
     def clean_up(self) -> None:
         now = self.clock()
@@ -264,13 +287,15 @@ class _Pass:
             )
             self.stopped = True
         if self.stopped:
-            self.result.released += outbox.release(token, ids, using=self.using)
+            self.result.released += self._db(outbox.release, token, ids, using=self.using)
             return
         answer = self.client.send_encoded([data for _, data in items])
         self.result.requests += 1
         self.result.answered += answer.answered
         if answer.outcome is Outcome.ACCEPTED:
-            self.result.sent += outbox.mark_sent(token, ids, now=self.clock(), using=self.using)
+            self.result.sent += self._db(
+                outbox.mark_sent, token, ids, now=self.clock(), using=self.using
+            )
         elif answer.outcome is Outcome.REJECTED and len(items) > 1:
             # Halve until the bad events are alone, so they never hold the good ones back.
             middle = len(items) // 2
@@ -285,8 +310,14 @@ class _Pass:
 
     def _dead(self, token: uuid.UUID, items: list[Item], error: str, status: int | None) -> None:
         row = items[0][0]
-        dead = outbox.mark_dead(
-            token, [row.id], error=error, http_status=status, now=self.clock(), using=self.using
+        dead = self._db(
+            outbox.mark_dead,
+            token,
+            [row.id],
+            error=error,
+            http_status=status,
+            now=self.clock(),
+            using=self.using,
         )
         self.result.dead += dead
         if dead:
@@ -296,8 +327,13 @@ class _Pass:
         self.stopped = True
         self.result.unauthorised = True
         self.result.errors.append(answer.error)
-        self.result.released += outbox.release(
-            token, ids, error=answer.error, http_status=answer.http_status, using=self.using
+        self.result.released += self._db(
+            outbox.release,
+            token,
+            ids,
+            error=answer.error,
+            http_status=answer.http_status,
+            using=self.using,
         )
         logger.error(
             "tracify: Tracify refused the API key (%s). Nothing was sent and no event lost: "
@@ -319,7 +355,8 @@ class _Pass:
                 rng=self.rng,
                 retry_after=answer.retry_after,
             )
-            retried, dead = outbox.mark_retry(
+            retried, dead = self._db(
+                outbox.mark_retry,
                 token,
                 ids,
                 next_attempt_at=now + timedelta(seconds=delay),

@@ -9,14 +9,17 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 from django.db import connections
 from django.db.models import Count
 
 from django_tracify.context import context_from_request
+from django_tracify.delivery import flush
 from django_tracify.events import build_conversion
 from django_tracify.models import OutboxEvent, OutboxStatus
 from tests.process_fixtures import OutboxDatabase, Processes, Started, process_env, wait_until
+from tests.services import PostgresServer
 from tracify_receiver import Receiver, dedup_key
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -170,3 +173,30 @@ def test_a_looping_flusher_survives_a_dropped_database_connection(
     assert processes.stop(flusher) == [0]
     assert set(receiver.count_by(dedup_key)) == before | after
     assert rows.filter(attempts__gt=1).exists()  # the answers that failed were retried
+
+
+def test_an_answer_that_comes_after_the_connection_dropped_is_still_settled(
+    postgres_outbox: OutboxDatabase,
+    postgres_server: PostgresServer,
+    receiver: Receiver,
+    receiver_settings: Callable[..., None],
+    shop_request: Callable[..., Any],
+) -> None:
+    receiver_settings(DATABASE=postgres_outbox.alias, BATCH_SIZE=10)
+    keys = enqueue_conversions(postgres_outbox, 10, shop_request)
+
+    def drop_the_flushers_connection(line: str) -> None:
+        # While the flusher waits for this answer, as a failover or an idle timeout would.
+        with psycopg.connect(postgres_server.conninfo, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (postgres_outbox.config["NAME"],),
+            )
+
+    receiver.log = drop_the_flushers_connection
+    result = flush()
+    receiver.log = None
+    assert (result.sent, result.requests) == (10, 1)
+    assert status_counts(postgres_outbox) == {OutboxStatus.SENT: 10}
+    assert set(receiver.count_by(dedup_key)) == keys
