@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from math import ceil
 from typing import TYPE_CHECKING, Any
 
-from django.core.paginator import Page, Paginator
+from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
 from django.db.models import Model, QuerySet
 from django.utils.functional import cached_property
@@ -45,6 +46,7 @@ class EstimatedCountPaginator(BasePaginator):
 
     cap = COUNT_CAP
     object_list: QuerySet[Any]
+    _pages_seen = 0
 
     @cached_property
     def _count_and_kind(self) -> tuple[int, str]:
@@ -75,8 +77,35 @@ class EstimatedCountPaginator(BasePaginator):
             return f"{self.cap:,}+"
         return f"{count:,}"
 
+    @property
+    def num_pages(self) -> int:
+        counted = max(ceil(self.count / self.per_page), 1)
+        # Past a capped count, the pages seen so far (and the next, when it has rows).
+        return max(counted, self._pages_seen)
+
+    def validate_number(self, number: Any) -> int:
+        if self.count_is_exact:
+            return super().validate_number(number)
+        # Past a capped or estimated count any page may exist; page() refuses an empty one.
+        try:
+            number = int(number)
+        except (TypeError, ValueError) as err:
+            raise PageNotAnInteger("That page number is not an integer") from err
+        if number < 1:
+            raise EmptyPage("That page number is less than 1")
+        return int(number)
+
     def page(self, number: Any) -> Page[Any]:
         # Always a full slice: past an estimate there may be more rows than the count says.
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        return Page(self.object_list[bottom : bottom + self.per_page], number, self)
+        rows = self.object_list[bottom : bottom + self.per_page]
+        if not self.count_is_exact:
+            ahead = self.object_list.values_list("pk", flat=True)[
+                bottom : bottom + self.per_page + 1
+            ]
+            found = len(ahead)
+            if number > 1 and not found:
+                raise EmptyPage("That page contains no results")
+            self._pages_seen = max(self._pages_seen, number + (found > self.per_page))
+        return Page(rows, number, self)

@@ -71,6 +71,13 @@ MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
         "Django 6+ (or django-tasks on 5.2) with a queue backend in TASKS (e.g. django-tasks-db), "
         "or turn it off.",
     ),
+    "tracify.E010": (
+        checks.Error,
+        "TRACIFY['LEASE_SECONDS'] = {lease!r} leaves no room for a request of "
+        "TRACIFY['TIMEOUT'] = {timeout!r}: nothing would ever be sent.",
+        "A flusher starts no request that could outlive its lease, so make LEASE_SECONDS at "
+        "least {factor} x TIMEOUT (the defaults are 300 and 10).",
+    ),
     "tracify.W001": (
         checks.Warning,
         "TRACIFY has unknown key {key!r}.",
@@ -116,6 +123,12 @@ MIDDLEWARE_BEFORE_TRACIFY = {
     "django.contrib.auth.middleware.AuthenticationMiddleware": "user",
 }
 
+# A lease must fit a whole request and the rest of a batch's work around it.
+LEASE_PER_TIMEOUT = 2
+
+# Numbers that may be None (no limit).
+OPTIONAL_NUMBERS = frozenset({"MAX_ATTEMPTS"})
+
 # key -> (minimum, maximum or None)
 NUMBER_RANGES: dict[str, tuple[float, float | None]] = {
     "TIMEOUT": (0.1, 300),
@@ -156,8 +169,21 @@ def _settings_messages(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:
     elif not raw.get("API_KEY"):
         yield message("tracify.W003")
     yield from _endpoint_messages(settings.ENDPOINT)
+    ranges_ok = True
     for key, (low, high) in NUMBER_RANGES.items():
-        yield from _range_messages(key, raw.get(key, DEFAULTS[key]), low, high)
+        value = raw.get(key, DEFAULTS[key])
+        if value is None and key in OPTIONAL_NUMBERS:
+            continue
+        for problem in _range_messages(key, value, low, high):
+            ranges_ok = False
+            yield problem
+    if ranges_ok and settings.LEASE_SECONDS < LEASE_PER_TIMEOUT * settings.TIMEOUT:
+        yield message(
+            "tracify.E010",
+            lease=raw.get("LEASE_SECONDS", DEFAULTS["LEASE_SECONDS"]),
+            timeout=raw.get("TIMEOUT", DEFAULTS["TIMEOUT"]),
+            factor=LEASE_PER_TIMEOUT,
+        )
     for key in ("ORDER_ADAPTER", "CONSENT"):
         try:
             getattr(settings, key)

@@ -18,6 +18,7 @@ import requests
 from django_tracify import __version__
 from django_tracify.conf import settings
 from django_tracify.errors import TracifyConnectionError
+from django_tracify.request_deadline import DeadlineAdapter, deadline
 
 USER_AGENT = f"django-tracify/{__version__} python-requests/{requests.__version__}"
 TOKEN_HEADER = "tracify-token"  # noqa: S105 (a header name, not a secret)
@@ -149,6 +150,8 @@ class TracifyClient:
         self._api_key = api_key
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self.session = requests.Session()
+        for prefix in ("http://", "https://"):
+            self.session.mount(prefix, DeadlineAdapter())
         self.session.headers.update(
             {
                 TOKEN_HEADER: api_key,
@@ -211,18 +214,26 @@ class TracifyClient:
         if self.gzip:
             body = gzip.compress(body, compresslevel=GZIP_LEVEL)
             headers["Content-Encoding"] = "gzip"
-        try:
-            return self.session.post(
-                self.endpoint,
-                data=body,
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.RequestException as err:
-            problem = "timed out" if isinstance(err, requests.Timeout) else "failed"
-            message = f"POST {self.endpoint} {problem}: {type(err).__name__}: {err}"
-            raise TracifyConnectionError(self._safe(message)) from err
+        # TIMEOUT bounds the whole request, so it ends well within the lease on its rows.
+        with deadline(self.timeout) as watch:
+            try:
+                return self.session.post(
+                    self.endpoint,
+                    data=body,
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as err:
+                if watch.expired:
+                    message = (
+                        f"POST {self.endpoint} timed out: no complete answer within "
+                        f"{self.timeout:g}s (TRACIFY['TIMEOUT'])"
+                    )
+                else:
+                    problem = "timed out" if isinstance(err, requests.Timeout) else "failed"
+                    message = f"POST {self.endpoint} {problem}: {type(err).__name__}: {err}"
+                raise TracifyConnectionError(self._safe(message)) from err
 
     def _safe(self, text: str) -> str:
         """Cut to length, and never echo the key (a server or proxy might put it in an error)."""

@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "TIMEOUT": 10.0,
     "BATCH_SIZE": 100,
     "MAX_BODY_BYTES": 1_000_000,
-    "MAX_ATTEMPTS": 12,
+    "MAX_ATTEMPTS": None,  # no limit: MAX_AGE_SECONDS decides when an event is given up
     "MAX_AGE_SECONDS": 7 * 24 * 3600,
     "BACKOFF_BASE_SECONDS": 30.0,
     "BACKOFF_MAX_SECONDS": 6 * 3600.0,
@@ -135,8 +135,9 @@ class Settings:
         return int(self.get("MAX_BODY_BYTES"))
 
     @cached_property
-    def MAX_ATTEMPTS(self) -> int:
-        return int(self.get("MAX_ATTEMPTS"))
+    def MAX_ATTEMPTS(self) -> int | None:
+        value = self.get("MAX_ATTEMPTS")
+        return None if value is None else int(value)
 
     @cached_property
     def MAX_AGE_SECONDS(self) -> int:

@@ -7,38 +7,56 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from django_tracify import outbox
 from django_tracify.backoff import retry_delay
-from django_tracify.client import (
-    Answer,
-    Outcome,
-    TracifyClient,
-    body_size,
-    encode_body,
+from django_tracify.batching import (
+    Clock,
+    Item,
+    OversizeEvent,
+    PlannedRequest,
+    oversize,
+    oversize_alone,
+    plan,
+    preview,
+    split_by_size,
 )
+from django_tracify.client import Answer, Outcome, TracifyClient
 from django_tracify.conf import settings
 from django_tracify.models import FlushState
+from django_tracify.outbox.states import waiting_for_retry
 from django_tracify.routers import outbox_database
 
 logger = logging.getLogger("django_tracify")
+_T = TypeVar("_T")
 
 DEFAULT_MAX_PAUSE_SECONDS = 60.0
 MIN_PAUSE_SECONDS = 1.0
 
-Clock = Callable[[], datetime]
-Item = tuple[outbox.ClaimedRow, bytes]
+# The dry-run plan lives in batching; these names stay importable from here.
+__all__ = [
+    "FlushResult",
+    "OversizeEvent",
+    "PlannedRequest",
+    "flush",
+    "oversize",
+    "plan",
+    "preview",
+    "split_by_size",
+]
 
 
 @dataclass
 class FlushResult:
-    """What one flush pass did. `left` counts rows still due when it ended."""
+    """What one flush pass did. `left` counts rows still due when it ended; `waiting_retry`
+    the rows that already failed and wait for another attempt (`retry_error`: the latest's)."""
 
     sent: int = 0
     retried: int = 0
@@ -49,6 +67,9 @@ class FlushResult:
     deleted: int = 0
     left: int = 0
     would_send: int = 0
+    would_die: int = 0
+    waiting_retry: int = 0
+    retry_error: str = ""
     paused_seconds: float = 0.0
     unauthorised: bool = False
     dry_run: bool = False
@@ -65,13 +86,19 @@ class FlushResult:
             return FlushState.UNAUTHORISED
         if self.unreachable:
             return FlushState.UNREACHABLE
+        if self.waiting_retry:
+            # Also when this pass found nothing due: its events wait out a backoff.
+            return FlushState.FAILING
         if self.errors and not self.sent:
             return FlushState.ERROR
         return FlushState.OK
 
     def summary(self) -> str:
         if self.dry_run:
-            return f"dry run: would send {self.would_send} in {self.requests} requests"
+            text = f"dry run: would send {self.would_send} in {self.requests} requests"
+            if self.would_die:
+                text += f", mark {self.would_die} dead unsent (over MAX_BODY_BYTES)"
+            return text
         text = f"sent {self.sent}, retried {self.retried}, dead {self.dead}, left {self.left}"
         if self.unauthorised:
             text += ": Tracify refused the API key, check TRACIFY['API_KEY']"
@@ -79,15 +106,12 @@ class FlushResult:
             text += ": Tracify unreachable"
         if self.errors:
             text += f" (last error: {self.errors[-1]})"
+        elif self.waiting_retry:
+            text += (
+                f": {self.waiting_retry} events wait for a retry after failed attempts "
+                f"(last error: {self.retry_error})"
+            )
         return text
-
-
-@dataclass(frozen=True)
-class PlannedRequest:
-    """One request a dry run would make."""
-
-    event_ids: list[int]
-    body: bytes
 
 
 def flush(
@@ -113,9 +137,12 @@ def flush(
     """
     if dry_run:
         result = FlushResult(dry_run=True)
-        for request in preview(batch_size=batch_size, limit=limit, clock=clock):
-            result.requests += 1
-            result.would_send += len(request.event_ids)
+        for step in plan(batch_size=batch_size, limit=limit, clock=clock):
+            if isinstance(step, OversizeEvent):
+                result.would_die += 1
+            else:
+                result.requests += 1
+                result.would_send += len(step.event_ids)
         return result
     run = _Pass(
         batch_size=batch_size or settings.BATCH_SIZE,
@@ -145,41 +172,6 @@ def flush(
     _record_state(run.result, clock(), run.result.outcome)
     _log_result(run.result)
     return run.result
-
-
-def preview(
-    *, batch_size: int | None = None, limit: int | None = None, clock: Clock = timezone.now
-) -> Iterator[PlannedRequest]:
-    """The requests a flush would make now, reading the outbox and changing nothing."""
-    size = batch_size or settings.BATCH_SIZE
-    max_body = settings.MAX_BODY_BYTES
-    batch: list[Item] = []
-    for row in outbox.iter_due(now=clock(), limit=limit):
-        batch.append((row, row.payload_json.encode()))
-        if len(batch) == size:
-            yield from _planned(batch, max_body)
-            batch = []
-    yield from _planned(batch, max_body)
-
-
-def _planned(batch: list[Item], max_body: int) -> Iterator[PlannedRequest]:
-    for chunk in split_by_size(batch, max_body):
-        yield PlannedRequest([row.id for row, _ in chunk], encode_body([data for _, data in chunk]))
-
-
-def split_by_size(items: list[Item], max_body: int) -> Iterator[list[Item]]:
-    """Consecutive chunks whose JSON body stays within max_body bytes (an oversized event alone)."""
-    chunk: list[Item] = []
-    size = body_size([])
-    for item in items:
-        added = len(item[1]) + (1 if chunk else 0)
-        if chunk and size + added > max_body:
-            yield chunk
-            chunk, size, added = [], body_size([]), len(item[1])
-        chunk.append(item)
-        size += added
-    if chunk:
-        yield chunk
 
 
 class _Pass:
@@ -222,8 +214,12 @@ class _Pass:
             )
             if size <= 0:
                 return
-            claim = outbox.claim_batch(
-                size, now=self.clock(), lease_seconds=settings.LEASE_SECONDS, using=self.using
+            claim = self._db(
+                outbox.claim_batch,
+                size,
+                now=self.clock(),
+                lease_seconds=settings.LEASE_SECONDS,
+                using=self.using,
             )
             if claim is None:
                 return
@@ -232,10 +228,27 @@ class _Pass:
                 self._deliver_claim(claim)
             except BaseException:
                 # Whatever was not settled goes back as it was, not left waiting for the lease.
-                outbox.release(claim.token, using=self.using)
+                self._db(outbox.release, claim.token, using=self.using)
                 raise
             if self.progress is not None:
                 self.progress(self.result)
+
+    def _db(self, operation: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run an outbox operation; once more on a new connection if the old one broke.
+
+        Claims and settlements follow network waits (a slow answer, a Retry-After pause),
+        long enough for a database restart, a failover or an idle timeout to drop the
+        connection; settling on a new one keeps the answer instead of losing it.
+        """
+        try:
+            return operation(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            connection = connections[self.using]
+            if connection.in_atomic_block or connection.is_usable():
+                raise
+            logger.warning("tracify: the database connection broke; reconnecting once")
+            connection.close()
+            return operation(*args, **kwargs)
 
     def clean_up(self) -> None:
         now = self.clock()
@@ -246,14 +259,19 @@ class _Pass:
             using=self.using,
         )
         self.result.left = outbox.count_due(now=now, using=self.using)
+        retrying = waiting_for_retry(self.using)
+        self.result.waiting_retry = retrying.count()
+        if self.result.waiting_retry:
+            latest = retrying.order_by("-next_attempt_at").values_list("last_error", flat=True)
+            self.result.retry_error = latest.first() or ""
 
     def _deliver_claim(self, claim: outbox.Claim) -> None:
         # A request still running when the lease ends could race another flusher's resend.
         self.lease_deadline = claim.lease_expires_at - timedelta(seconds=settings.TIMEOUT)
         items = [(row, row.payload_json.encode()) for row in claim.rows]
         for chunk in split_by_size(items, self.max_body):
-            if len(chunk) == 1 and body_size([chunk[0][1]]) > self.max_body:
-                size = body_size([chunk[0][1]])
+            size = oversize_alone(chunk, self.max_body)
+            if size is not None:
                 error = f"the event alone is {size} bytes, over TRACIFY['MAX_BODY_BYTES']"
                 self._dead(claim.token, chunk, error, None)
             else:
@@ -263,15 +281,21 @@ class _Pass:
         ids = [row.id for row, _ in items]
         if not self.stopped and self.clock() >= self.lease_deadline:
             logger.warning("tracify: the lease ran out mid-batch; the rest waits for the next pass")
+            self.result.errors.append(
+                "the lease ran out before the batch was sent: LEASE_SECONDS leaves too little "
+                "time for requests of TIMEOUT seconds"
+            )
             self.stopped = True
         if self.stopped:
-            self.result.released += outbox.release(token, ids, using=self.using)
+            self.result.released += self._db(outbox.release, token, ids, using=self.using)
             return
         answer = self.client.send_encoded([data for _, data in items])
         self.result.requests += 1
         self.result.answered += answer.answered
         if answer.outcome is Outcome.ACCEPTED:
-            self.result.sent += outbox.mark_sent(token, ids, now=self.clock(), using=self.using)
+            self.result.sent += self._db(
+                outbox.mark_sent, token, ids, now=self.clock(), using=self.using
+            )
         elif answer.outcome is Outcome.REJECTED and len(items) > 1:
             # Halve until the bad events are alone, so they never hold the good ones back.
             middle = len(items) // 2
@@ -286,7 +310,15 @@ class _Pass:
 
     def _dead(self, token: uuid.UUID, items: list[Item], error: str, status: int | None) -> None:
         row = items[0][0]
-        dead = outbox.mark_dead(token, [row.id], error=error, http_status=status, using=self.using)
+        dead = self._db(
+            outbox.mark_dead,
+            token,
+            [row.id],
+            error=error,
+            http_status=status,
+            now=self.clock(),
+            using=self.using,
+        )
         self.result.dead += dead
         if dead:
             logger.warning("tracify: event #%s rejected, now dead: %s", row.id, error)
@@ -295,8 +327,13 @@ class _Pass:
         self.stopped = True
         self.result.unauthorised = True
         self.result.errors.append(answer.error)
-        self.result.released += outbox.release(
-            token, ids, error=answer.error, http_status=answer.http_status, using=self.using
+        self.result.released += self._db(
+            outbox.release,
+            token,
+            ids,
+            error=answer.error,
+            http_status=answer.http_status,
+            using=self.using,
         )
         logger.error(
             "tracify: Tracify refused the API key (%s). Nothing was sent and no event lost: "
@@ -318,7 +355,8 @@ class _Pass:
                 rng=self.rng,
                 retry_after=answer.retry_after,
             )
-            retried, dead = outbox.mark_retry(
+            retried, dead = self._db(
+                outbox.mark_retry,
                 token,
                 ids,
                 next_attempt_at=now + timedelta(seconds=delay),

@@ -36,6 +36,9 @@ class OutboxEvent(models.Model):
     last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    given_up_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it became dead or discarded."
+    )
     claim_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
 
@@ -53,6 +56,9 @@ class OutboxEvent(models.Model):
             models.Index(fields=["event_type", "id"], name="tracify_type_id"),
             models.Index(fields=["created_at"], name="tracify_created"),
             models.Index(fields=["status", "sent_at"], name="tracify_status_sent"),
+            # Pending rows that failed before (status = pending AND attempts > 0); a plain
+            # index, as MariaDB/MySQL ignore partial ones.
+            models.Index(fields=["status", "attempts"], name="tracify_retrying"),
         )
         permissions = (("operate_outboxevent", "Can retry and discard outbox events"),)
 
@@ -67,11 +73,13 @@ class FlushState(models.Model):
     """One row: how the most recent flush went, for the admin summary and tracify_status."""
 
     OK = "ok"
+    FAILING = "failing"
     UNAUTHORISED = "unauthorised"
     UNREACHABLE = "unreachable"
     ERROR = "error"
     OUTCOMES = (
         (OK, "ok"),
+        (FAILING, "failing (events wait for a retry)"),
         (UNAUTHORISED, "unauthorised (API key rejected)"),
         (UNREACHABLE, "endpoint unreachable"),
         (ERROR, "error"),

@@ -222,6 +222,25 @@ def test_count_above_the_cap_is_shown_as_cap_plus_and_later_pages_still_open(
     assert listed_ids(second) == [events[3].pk, events[2].pk]
 
 
+def test_a_filtered_list_pages_past_its_capped_count(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin_paginator.EstimatedCountPaginator, "cap", 3)
+    monkeypatch.setattr("django_tracify.admin.OutboxEventAdmin.list_per_page", 2)
+    events = [make_event(status="dead") for _ in range(9)]  # newest first: 8 7 | 6 5 | 4 3 ...
+    dead = {"status__exact": "dead"}
+    third = admin_client.get(CHANGELIST, {**dead, "p": 3})
+    assert third.status_code == 200  # beyond the 2 pages that the count "3+" makes
+    html = third.content.decode()
+    assert listed_ids(html) == [events[4].pk, events[3].pk]
+    assert "p=4" in html  # a link on to the next page, which has rows
+    fifth = admin_client.get(CHANGELIST, {**dead, "p": 5}).content.decode()
+    assert listed_ids(fifth) == [events[0].pk]
+    assert "p=6" not in fifth
+    past_the_end = admin_client.get(CHANGELIST, {**dead, "p": 6})
+    assert past_the_end.status_code == 302 and "e=1" in past_the_end["Location"]
+
+
 def test_unfiltered_list_above_the_cap_shows_the_table_estimate(
     admin_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

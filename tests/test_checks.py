@@ -37,6 +37,9 @@ def test_the_test_settings_pass() -> None:
         ({"CONSENT": 42}, "tracify.E005"),
         ({"TRUSTED_PROXIES": ["10.0.0.5", "the load balancer"]}, "tracify.E008"),
         ({"TRUSTED_PROXIES": "10.0.0.5"}, "tracify.E008"),
+        ({"LEASE_SECONDS": 10, "TIMEOUT": 10}, "tracify.E010"),
+        ({"LEASE_SECONDS": 300, "TIMEOUT": 200}, "tracify.E010"),
+        ({"LEASE_SECONDS": 5}, "tracify.E010"),
         ({"BATCHSIZE": 10}, "tracify.W001"),
     ],
 )

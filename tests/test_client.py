@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import threading
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
@@ -161,3 +164,65 @@ def test_the_key_never_shows() -> None:
     assert answer.outcome is Outcome.RETRYABLE
     assert KEY not in answer.error
     assert "***" in answer.error
+
+
+class DrippingServer:
+    """A server on 127.0.0.1 that answers {"status": true}, one byte every DRIP_SECONDS."""
+
+    DRIP_SECONDS = 0.05
+    ANSWER = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n"
+        b"Connection: close\r\n\r\n"
+        b'{"status": true}'
+    )  # about 6 s in all
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.stopped = threading.Event()
+        self.finished = 0  # answers dripped to the end
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/api/v1/events"
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)  # the request: small, in one piece on loopback
+                try:
+                    for byte in self.ANSWER:
+                        if self.stopped.wait(self.DRIP_SECONDS):
+                            return
+                        conn.sendall(bytes([byte]))
+                except OSError:
+                    continue  # the client gave up
+                self.finished += 1
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def dripping_server() -> Iterator[DrippingServer]:
+    server = DrippingServer()
+    yield server
+    server.close()
+
+
+def test_timeout_bounds_the_whole_request_not_each_read(dripping_server: DrippingServer) -> None:
+    # Every read gets a byte well within the timeout; the whole answer takes ~12x longer.
+    slow = TracifyClient(endpoint=dripping_server.endpoint, api_key=KEY, timeout=0.5)
+    with slow:
+        answer = slow.send([EVENT])
+    assert answer.outcome is Outcome.RETRYABLE
+    assert answer.http_status is None
+    assert "no complete answer within 0.5s" in answer.error
+    assert dripping_server.finished == 0

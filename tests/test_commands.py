@@ -15,8 +15,10 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 import django_tracify as tracify
+from django_tracify import delivery
 from django_tracify.management.commands import tracify_flush
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
+from tests.fixed_jitter import Highest
 from tracify_receiver import Receiver
 
 pytestmark = pytest.mark.django_db
@@ -203,14 +205,50 @@ def test_status_shows_backlog_dead_and_the_last_flush(receiver: Receiver, pagevi
 def test_status_max_lag_is_a_health_check(pageviews: Any) -> None:
     (event,) = pageviews(1)
     OutboxEvent.objects.filter(pk=event.pk).update(
-        next_attempt_at=timezone.now() - timedelta(minutes=10)
+        created_at=timezone.now() - timedelta(minutes=10)
     )
     assert "lag:            10m 0" in run("tracify_status", "--max-lag", "900")
     with pytest.raises(CommandError, match="over --max-lag 300s") as info:
         run("tracify_status", "--max-lag", "300")
     assert info.value.returncode == 1
-    # Rows waiting for their backoff are not lag: nobody should be sending them yet.
-    OutboxEvent.objects.filter(pk=event.pk).update(
-        next_attempt_at=timezone.now() + timedelta(minutes=10)
+
+
+def test_status_sees_an_outage_between_retries(
+    receiver: Receiver, receiver_settings: Callable[..., None], pageviews: Any
+) -> None:
+    receiver_settings(BATCH_SIZE=300, BACKOFF_BASE_SECONDS=60)
+    pageviews(300)
+    receiver.script("http_500")
+    assert delivery.flush(rng=Highest()).retried == 300
+    # Tracify has been down for 90 s; passes in between find nothing due and send nothing.
+    OutboxEvent.objects.update(created_at=timezone.now() - timedelta(seconds=90))
+    run("tracify_flush")
+    assert len(receiver.requests()) == 1
+
+    with pytest.raises(CommandError, match="over --max-lag 60s"):
+        run("tracify_status", "--max-lag", "60")
+    output = run("tracify_status")
+    assert "lag:            1m 3" in output
+    assert "last outcome:   failing: " in output
+    assert "300 events wait for a retry" in output
+    assert "HTTP 500" in output
+    assert FlushState.load().last_outcome == FlushState.FAILING
+
+    OutboxEvent.objects.update(next_attempt_at=timezone.now())
+    run("tracify_flush")  # Tracify is back
+    assert "last outcome:   ok: sent 300" in run("tracify_status", "--max-lag", "60")
+
+
+def test_dry_run_shows_an_oversize_event_as_dead_unsent(
+    receiver: Receiver, receiver_settings: Callable[..., None], pageviews: Any
+) -> None:
+    receiver_settings(MAX_BODY_BYTES=1024)
+    pageviews(1)
+    huge = OutboxEvent.objects.create(event_type="pageview", payload={"pad": "x" * 2000})
+    output = run("tracify_flush", "--dry-run")
+    assert f"event #{huge.pk}: 2,0" in output and "bytes alone" in output
+    assert "would be marked dead, not sent" in output
+    assert "request 1: 1 events," in output and f"#{huge.pk})" not in output
+    assert output.splitlines()[-1] == (
+        "dry run: would send 1 events in 1 requests; 1 too big would be marked dead unsent"
     )
-    assert "lag:            0m 00s" in run("tracify_status", "--max-lag", "1")

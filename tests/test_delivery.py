@@ -16,7 +16,7 @@ from django.utils import timezone
 
 import django_tracify as tracify
 from django_tracify import outbox
-from django_tracify.delivery import FlushResult, flush, preview
+from django_tracify.delivery import FlushResult, flush, oversize, preview
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
 from tests.fixed_jitter import Highest, Lowest
 from tests.receiver_fixtures import RECEIVER_API_KEY
@@ -132,7 +132,7 @@ def test_a_retryable_answer_backs_off_and_ends_the_pass(clock: FakeClock, tracif
     first, second = rows(2), rows(2)
     result = flush(clock=clock, rng=Highest())
     assert len(responses.calls) == 1  # no hammering: the rest waits for the next pass
-    assert (result.retried, result.left, result.outcome) == (2, 2, FlushState.ERROR)
+    assert (result.retried, result.left, result.outcome) == (2, 2, FlushState.FAILING)
     for row in reloaded(first):
         assert (row.status, row.attempts, row.last_http_status) == (OutboxStatus.PENDING, 1, 500)
         assert row.last_error == "HTTP 500: db down"
@@ -189,7 +189,7 @@ def test_retry_after_zero_cannot_keep_a_pass_going(clock: FakeClock, tracify_api
     result = flush(clock=clock, sleep=clock.sleep, rng=Lowest(), max_pause_seconds=5)
     assert clock.slept == [1.0] * 5
     assert len(responses.calls) == 6
-    assert result.outcome == FlushState.ERROR
+    assert result.outcome == FlushState.FAILING
 
 
 @responses.activate
@@ -205,6 +205,25 @@ def test_rows_die_after_max_attempts_or_max_age(clock: FakeClock, tracify_api: A
         assert (row.status, row.last_http_status) == (OutboxStatus.DEAD, 502)
         assert row.last_error.startswith("HTTP 502")
     assert [(r.status, r.attempts) for r in reloaded(young)] == [(OutboxStatus.PENDING, 2)]
+
+
+@responses.activate
+@pytest.mark.parametrize("seed", range(5))
+def test_with_the_defaults_a_failing_event_lives_until_max_age(
+    clock: FakeClock, tracify_settings: Callable[..., None], seed: int
+) -> None:
+    tracify_settings(ENDPOINT=ENDPOINT)  # every retry setting at its default
+    responses.post(ENDPOINT, status=503)
+    (event,) = rows(1, created_at=clock())
+    rng = random.Random(seed)
+    while event.status != OutboxStatus.DEAD:
+        clock.now = max(clock.now, event.next_attempt_at)
+        flush(clock=clock, rng=rng)
+        event.refresh_from_db()
+    age = (clock() - event.created_at).total_seconds()
+    # Given up on by age, not by a count of attempts: the first failed attempt past 7 days.
+    assert 7 * 86_400 <= age <= 7 * 86_400 + 6 * 3600
+    assert event.given_up_at == clock()
 
 
 @responses.activate
@@ -293,6 +312,16 @@ def test_no_request_starts_that_could_outlast_the_lease(clock: FakeClock, tracif
     assert len(responses.calls) == 2  # the third would start 20 s into a 15 s lease
     assert (result.dead, result.released) == (0, 4)
     assert [(r.status, r.attempts) for r in reloaded(events)] == [("pending", 0)] * 4
+
+
+@responses.activate
+def test_a_lease_too_short_for_any_request_is_not_ok(clock: FakeClock, tracify_api: Any) -> None:
+    responses.post(ENDPOINT, json={"status": True})
+    tracify_api(LEASE_SECONDS=10, TIMEOUT=10)  # check tracify.E010 refuses it
+    rows(2)
+    result = flush(clock=clock)
+    assert (result.requests, result.released, result.outcome) == (0, 2, FlushState.ERROR)
+    assert "LEASE_SECONDS" in FlushState.load().last_message
 
 
 def test_settling_with_a_replaced_token_changes_nothing(clock: FakeClock) -> None:
@@ -387,6 +416,44 @@ def test_retention_deletes_old_sent_and_given_up_rows(clock: FakeClock, tracify_
     assert sorted(OutboxEvent.objects.values_list("id", flat=True)) == [r.id for r in kept]
     rows(1, status=OutboxStatus.SENT, sent_at=clock() - timedelta(days=40))
     assert flush(clock=clock).deleted == 1  # every pass applies retention
+
+
+@responses.activate
+def test_a_dead_row_is_kept_for_review_from_when_it_died(
+    clock: FakeClock, tracify_api: Any
+) -> None:
+    tracify_api(DEAD_RETENTION_DAYS=90, MAX_AGE_SECONDS=7 * 86_400, BATCH_SIZE=1)
+    responses.post(ENDPOINT, status=502)
+    responses.post(ENDPOINT, json={"status": False, "error": "bad event"})
+    # Waited out a long outage, then dies now: older than DEAD_RETENTION_DAYS by created_at.
+    too_old, rejected = rows(2, created_at=clock() - timedelta(days=100))
+    assert flush(clock=clock).dead == 1
+    assert flush(clock=clock).dead == 1
+    assert [(r.status, r.given_up_at) for r in reloaded([too_old, rejected])] == [
+        (OutboxStatus.DEAD, clock()),
+        (OutboxStatus.DEAD, clock()),
+    ]
+    clock.advance(89 * 86_400)
+    outbox.discard(OutboxEvent.objects.filter(id=rejected.id))
+    assert flush(clock=clock).deleted == 0
+    clock.advance(2 * 86_400)
+    assert flush(clock=clock).deleted == 2
+
+
+@responses.activate
+def test_a_dry_run_does_not_list_an_oversize_event_as_sent(
+    clock: FakeClock, tracify_api: Any
+) -> None:
+    tracify_api(MAX_BODY_BYTES=1024)
+    small = OutboxEvent.objects.create(event_type="pageview", payload={"n": 1})
+    huge = OutboxEvent.objects.create(event_type="pageview", payload={"pad": "x" * 2000})
+    assert [request.event_ids for request in preview(clock=clock)] == [[small.id]]
+    dry = flush(clock=clock, dry_run=True)
+    assert (dry.would_send, dry.requests, dry.would_die) == (1, 1, 1)
+    assert [event_id for event_id, _ in oversize(clock=clock)] == [huge.id]
+    responses.post(ENDPOINT, json={"status": True})
+    real = flush(clock=clock)
+    assert (real.sent, real.requests, real.dead) == (dry.would_send, dry.requests, dry.would_die)
 
 
 # --- the API key never leaks ------------------------------------------------------------------

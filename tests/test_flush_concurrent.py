@@ -9,13 +9,17 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
+from django.db import connections
 from django.db.models import Count
 
 from django_tracify.context import context_from_request
+from django_tracify.delivery import flush
 from django_tracify.events import build_conversion
 from django_tracify.models import OutboxEvent, OutboxStatus
 from tests.process_fixtures import OutboxDatabase, Processes, Started, process_env, wait_until
+from tests.services import PostgresServer
 from tracify_receiver import Receiver, dedup_key
 
 pytestmark = pytest.mark.slow
@@ -25,19 +29,21 @@ EVENTS = 5_000
 
 
 def enqueue_conversions(
-    database: OutboxDatabase, count: int, shop_request: Callable[..., Any]
+    database: OutboxDatabase, count: int, shop_request: Callable[..., Any], prefix: str = "mp"
 ) -> set[str]:
     """`count` valid conversion events in one insert; their keys, as the receiver sees them."""
     template = build_conversion(context_from_request(shop_request("/thanks")), "x", "9.99", "EUR")
     rows = []
     for n in range(count):
         payload = {**template.payload, "data": {**template.payload["data"]}}
-        payload["data"]["conversion_id"] = f"mp-{n}"
+        payload["data"]["conversion_id"] = f"{prefix}-{n}"
         rows.append(
-            OutboxEvent(event_type="conversion", payload=payload, dedup_key=f"conversion:mp-{n}")
+            OutboxEvent(
+                event_type="conversion", payload=payload, dedup_key=f"conversion:{prefix}-{n}"
+            )
         )
     OutboxEvent.objects.using(database.alias).bulk_create(rows, batch_size=1_000)
-    return {f"conversion:mp-{n}" for n in range(count)}
+    return {f"conversion:{prefix}-{n}" for n in range(count)}
 
 
 def status_counts(database: OutboxDatabase) -> dict[str, int]:
@@ -91,7 +97,7 @@ def test_a_flusher_killed_mid_batch_loses_nothing(
     processes: Processes,
     shop_request: Callable[..., Any],
 ) -> None:
-    lease = {"LEASE_SECONDS": 5, "TIMEOUT": 3}  # a request may use the lease but its last 3 s
+    lease = {"LEASE_SECONDS": 6, "TIMEOUT": 3}  # a request may use the lease but its last 3 s
     env = process_env(shared_outbox, receiver, **lease)
     keys = enqueue_conversions(shared_outbox, 200, shop_request)
     receiver.script({"kind": "hang", "seconds": 30})  # the first request gets no answer
@@ -123,3 +129,74 @@ def test_a_flusher_killed_mid_batch_loses_nothing(
     resent = OutboxEvent.objects.using(shared_outbox.alias).filter(id__in=stuck)
     assert set(resent.values_list("status", "attempts")) == {(OutboxStatus.SENT, 1)}
     assert not resent.exclude(claim_token=None).exists()
+
+
+def terminate_other_backends(database: OutboxDatabase) -> int:
+    """What a PostgreSQL restart, failover or idle timeout does to a flusher's connection."""
+    with connections[database.alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def test_a_looping_flusher_survives_a_dropped_database_connection(
+    postgres_outbox: OutboxDatabase,
+    receiver: Receiver,
+    processes: Processes,
+    shop_request: Callable[..., Any],
+) -> None:
+    env = process_env(postgres_outbox, receiver, BACKOFF_BASE_SECONDS=0)
+    flusher = processes.manage(
+        "flusher", "tracify_flush", "--loop", "--interval", "0.1", "-v", "2", env=env
+    )
+    wait_until(lambda: ", left 0" in flusher.output(), 60, flusher.output)
+    before = enqueue_conversions(postgres_outbox, 10, shop_request)
+    wait_until(
+        lambda: status_counts(postgres_outbox) == {OutboxStatus.SENT: 10},
+        60,
+        lambda: f"outbox {status_counts(postgres_outbox)}\n{flusher.output()}",
+    )
+    assert terminate_other_backends(postgres_outbox) >= 1
+
+    # Tracify away too for a while: the connection must come back after failed passes as well.
+    receiver.script("reset", "reset")
+    rows = OutboxEvent.objects.using(postgres_outbox.alias)
+    rows.all().delete()
+    after = enqueue_conversions(postgres_outbox, 10, shop_request, prefix="late")
+    wait_until(
+        lambda: status_counts(postgres_outbox) == {OutboxStatus.SENT: 10},
+        60,
+        lambda: f"outbox {status_counts(postgres_outbox)}\n{flusher.output()}",
+    )
+    assert processes.stop(flusher) == [0]
+    assert set(receiver.count_by(dedup_key)) == before | after
+    assert rows.filter(attempts__gt=1).exists()  # the answers that failed were retried
+
+
+def test_an_answer_that_comes_after_the_connection_dropped_is_still_settled(
+    postgres_outbox: OutboxDatabase,
+    postgres_server: PostgresServer,
+    receiver: Receiver,
+    receiver_settings: Callable[..., None],
+    shop_request: Callable[..., Any],
+) -> None:
+    receiver_settings(DATABASE=postgres_outbox.alias, BATCH_SIZE=10)
+    keys = enqueue_conversions(postgres_outbox, 10, shop_request)
+
+    def drop_the_flushers_connection(line: str) -> None:
+        # While the flusher waits for this answer, as a failover or an idle timeout would.
+        with psycopg.connect(postgres_server.conninfo, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (postgres_outbox.config["NAME"],),
+            )
+
+    receiver.log = drop_the_flushers_connection
+    result = flush()
+    receiver.log = None
+    assert (result.sent, result.requests) == (10, 1)
+    assert status_counts(postgres_outbox) == {OutboxStatus.SENT: 10}
+    assert set(receiver.count_by(dedup_key)) == keys

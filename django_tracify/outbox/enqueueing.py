@@ -35,6 +35,7 @@ _UNSET: dict[str, Any] = {
     "attempts": 0,
     "last_http_status": None,
     "sent_at": None,
+    "given_up_at": None,
     "claim_token": None,
     "lease_expires_at": None,
 }

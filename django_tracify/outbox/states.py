@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.db import transaction
-from django.db.models import F, Q, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models import F, Q, QuerySet, TextField, Value
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from django_tracify.models import MAX_ERROR_LENGTH, OutboxEvent, OutboxStatus
@@ -26,13 +26,18 @@ def retry_now(queryset: QuerySet[OutboxEvent]) -> int:
         next_attempt_at=timezone.now(),
         claim_token=None,
         lease_expires_at=None,
+        given_up_at=None,
     )
 
 
 def discard(queryset: QuerySet[OutboxEvent]) -> int:
     """Give up on rows that are not delivered; they are kept for review until retention."""
     return queryset.filter(status__in=(OutboxStatus.PENDING, OutboxStatus.DEAD)).update(
-        status=OutboxStatus.DISCARDED, claim_token=None, lease_expires_at=None
+        status=OutboxStatus.DISCARDED,
+        claim_token=None,
+        lease_expires_at=None,
+        # Retention counts from when they were given up on; a dead row keeps its date.
+        given_up_at=Coalesce("given_up_at", Value(timezone.now())),
     )
 
 
@@ -97,10 +102,12 @@ def mark_dead(
     *,
     error: str,
     http_status: int | None,
+    now: datetime | None = None,
     using: str | None = None,
 ) -> int:
     return _claimed(token, ids, using).update(
         status=OutboxStatus.DEAD,
+        given_up_at=now or timezone.now(),
         attempts=F("attempts") + 1,
         last_error=error[:MAX_ERROR_LENGTH],
         last_http_status=http_status,
@@ -116,11 +123,13 @@ def mark_retry(
     error: str,
     http_status: int | None,
     now: datetime,
-    max_attempts: int,
+    max_attempts: int | None,
     max_age_seconds: float,
     using: str | None = None,
 ) -> tuple[int, int]:
     """Back to pending until `next_attempt_at`, or dead once out of attempts or too old.
+
+    `max_attempts` None: no limit on attempts, only on age.
 
     Returns (retried, dead).
     """
@@ -131,13 +140,15 @@ def mark_retry(
         "last_http_status": http_status,
         **_UNCLAIMED,
     }
-    exhausted = Q(attempts__gte=max_attempts - 1) | Q(
-        created_at__lt=now - timedelta(seconds=max_age_seconds)
-    )
+    exhausted = Q(created_at__lt=now - timedelta(seconds=max_age_seconds))
+    if max_attempts is not None:
+        exhausted |= Q(attempts__gte=max_attempts - 1)
     using = using or outbox_database()
     with transaction.atomic(using=using):
         dead = (
-            _claimed(token, ids, using).filter(exhausted).update(status=OutboxStatus.DEAD, **failed)
+            _claimed(token, ids, using)
+            .filter(exhausted)
+            .update(status=OutboxStatus.DEAD, given_up_at=now, **failed)
         )
         retried = _claimed(token, ids, using).update(
             status=OutboxStatus.PENDING, next_attempt_at=next_attempt_at, **failed
@@ -170,6 +181,11 @@ def count_due(*, now: datetime, using: str | None = None) -> int:
     return _rows(using).filter(due(now)).count()
 
 
+def waiting_for_retry(using: str | None = None) -> QuerySet[OutboxEvent]:
+    """Pending rows that already failed at least once (index tracify_retrying)."""
+    return _rows(using).filter(status=OutboxStatus.PENDING, attempts__gt=0)
+
+
 def iter_due(*, now: datetime, limit: int | None, using: str | None = None) -> Iterator[ClaimedRow]:
     """Due rows oldest first, read in chunks, changing nothing (for dry runs)."""
     rows = _sendable(_rows(using).filter(due(now)).order_by("id"))
@@ -191,15 +207,20 @@ def delete_expired(
 ) -> int:
     """Delete sent rows past retention and dead/discarded/invalid rows past theirs.
 
+    Dead and discarded rows count from when they were given up on (`given_up_at`; rows from
+    before that field, and invalid rows, from `created_at`), so each is kept for review for
+    the whole `dead_retention_days`.
+
     In id-ordered chunks, each its own short statement, so a large first run never holds a
     long lock or a huge transaction.
     """
     sent = _rows(using).filter(
         status=OutboxStatus.SENT, sent_at__lt=now - timedelta(days=retention_days)
     )
+    cutoff = now - timedelta(days=dead_retention_days)
     given_up = _rows(using).filter(
+        Q(given_up_at__lt=cutoff) | Q(given_up_at=None, created_at__lt=cutoff),
         status__in=(OutboxStatus.DEAD, OutboxStatus.DISCARDED, OutboxStatus.INVALID),
-        created_at__lt=now - timedelta(days=dead_retention_days),
     )
     return _delete_in_chunks(sent, chunk_size) + _delete_in_chunks(given_up, chunk_size)
 

@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import close_old_connections
 from django.utils import timezone
 
 from django_tracify import delivery, outbox
@@ -94,6 +95,9 @@ class Command(BaseCommand):
         self, stop: threading.Event, interval: float, batch_size: int | None, limit: int | None
     ) -> None:
         while not stop.is_set():
+            # As Django does around each request: a connection that a database restart,
+            # failover or idle timeout broke (or that is past CONN_MAX_AGE) is replaced.
+            close_old_connections()
             try:
                 self._pass(stop, batch_size, limit)
             except Exception:
@@ -148,19 +152,30 @@ class Command(BaseCommand):
             self.stdout.write("")
 
     def _dry_run(self, batch_size: int | None, limit: int | None) -> None:
-        count = events = 0
-        for request in delivery.preview(batch_size=batch_size, limit=limit):
+        count = events = too_big = 0
+        for step in delivery.plan(batch_size=batch_size, limit=limit):
+            if isinstance(step, delivery.OversizeEvent):
+                too_big += 1
+                if self.verbosity >= 1:
+                    self.stdout.write(
+                        f"event #{step.event_id}: {step.size:,} bytes alone, over "
+                        "TRACIFY['MAX_BODY_BYTES']: would be marked dead, not sent"
+                    )
+                continue
             count += 1
-            events += len(request.event_ids)
+            events += len(step.event_ids)
             if self.verbosity >= 1:
-                ids = ", ".join(f"#{event_id}" for event_id in request.event_ids)
+                ids = ", ".join(f"#{event_id}" for event_id in step.event_ids)
                 self.stdout.write(
-                    f"request {count}: {len(request.event_ids)} events, "
-                    f"{len(request.body):,} bytes to {settings.ENDPOINT} ({ids})"
+                    f"request {count}: {len(step.event_ids)} events, "
+                    f"{len(step.body):,} bytes to {settings.ENDPOINT} ({ids})"
                 )
-                self.stdout.write(request.body.decode())
+                self.stdout.write(step.body.decode())
         if self.verbosity >= 1:
-            self.stdout.write(f"dry run: would send {events} events in {count} requests")
+            line = f"dry run: would send {events} events in {count} requests"
+            if too_big:
+                line += f"; {too_big} too big would be marked dead unsent"
+            self.stdout.write(line)
 
 
 @contextmanager
