@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 
 from django_tracify.models import OutboxEvent, OutboxStatus
 from tests.process_fixtures import (
@@ -89,8 +90,6 @@ def test_a_looping_flusher_delivers_again_after_its_postgresql_restarted(
             lambda: flusher.output().count("flush pass failed") > failed_before, 60, flusher.output
         )
         start_postgres(base, port)
-        from django.db import connections
-
         connections[database.alias].close()  # the test's own connection died with the server
         after = enqueue_conversions(database, 10, shop_request, prefix="after-restart")
         # ... and once it is back, the same process delivers what was written since.
