@@ -29,10 +29,10 @@ SERVER_BINDING = "tracify_pg_server_binding"
 
 def _postgres_config(request: pytest.FixtureRequest) -> dict[str, Any]:
     server: PostgresServer = request.getfixturevalue("postgres_server")
+    # Made afresh: a database kept from an earlier run may hold another migration history.
     with psycopg.connect(server.conninfo, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{DBNAME}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{DBNAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DBNAME}"')
     config = {**server.django_database(), "NAME": DBNAME}
     # A claim that waits for another's row locks instead of skipping them fails, not hangs.
     config["OPTIONS"] = {"options": "-c lock_timeout=3s"}
@@ -41,6 +41,7 @@ def _postgres_config(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 def _mariadb_config(request: pytest.FixtureRequest) -> dict[str, Any]:
     server: MariaDBServer = request.getfixturevalue("mariadb_server")
+    server.drop_database(DBNAME)
     server.create_database(DBNAME)
     config = server.django_database(DBNAME)
     # As above: a claim that waits for locks fails after 3 s.
