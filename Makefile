@@ -10,12 +10,12 @@ export PATH := $(if $(PYENV_BINS),$(PATH):$(PYENV_BINS),$(PATH))
 .PHONY: test lint typecheck pytest tox tox-django6 demo system-deps clean test-oscar dist
 
 # The system packages first: pip builds mysqlclient (the mysql extra) against their headers.
+# Where those headers are missing (not root), the MariaDB tests skip instead of the whole
+# install failing.
 $(BIN)/.installed: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[celery,test,lint,oscar]' tox
-	# mysqlclient compiles against libmysqlclient: where its headers are missing (not root),
-	# the MariaDB tests skip instead of the whole install failing.
 	if pkg-config --exists mysqlclient 2>/dev/null; then \
 		$(BIN)/pip install --quiet -e '.[mysql]'; \
 	else \
