@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from django.db import DatabaseError, connections
 from django.utils import timezone
@@ -135,9 +136,10 @@ class _ThreadRegistry(CollectorRegistry):
             connections.close_all()
 
 
-def serve(port: int | None = None, addr: str | None = None) -> int | None:
+def serve(port: int | None = None, addr: str | None = None) -> WSGIServer | None:
     """Serve /metrics on TRACIFY['PROMETHEUS_ADDR']:['PROMETHEUS_PORT'] with prometheus-client's
-    HTTP server, for a process with no web server, e.g. tracify_flush --loop. Returns the port."""
+    HTTP server, for a process with no web server, e.g. tracify_flush --loop (a daemon
+    thread: it ends with the process)."""
     port = settings.PROMETHEUS_PORT if port is None else port
     addr = settings.PROMETHEUS_ADDR if addr is None else addr
     if port is None or not settings.PROMETHEUS:
@@ -145,4 +147,4 @@ def serve(port: int | None = None, addr: str | None = None) -> int | None:
     install()
     server, _ = start_http_server(port, addr=addr, registry=_ThreadRegistry(auto_describe=False))
     logger.info("tracify: metrics on http://%s:%d/metrics", addr, server.server_port)
-    return int(server.server_port)
+    return server
