@@ -219,3 +219,16 @@ def test_a_check_says_when_prometheus_client_is_missing(
 def test_a_port_out_of_range_is_refused(tracify_settings: Callable[..., None]) -> None:
     tracify_settings(PROMETHEUS_PORT=70_000)
     assert "tracify.E004" in {m.id for m in checks.check_settings()}
+
+
+def test_a_scrape_without_the_database_leaves_the_gauges_out(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.db import OperationalError
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("server closed the connection")
+
+    monkeypatch.setattr(metrics.outbox_report, "read", down)
+    assert REGISTRY.get_sample_value("tracify_outbox_lag_seconds") is None
+    assert "outbox metrics not read: OperationalError" in caplog.text
