@@ -19,8 +19,10 @@ from django_tracify import capture_problems, checks, delivery
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
 from tracify_receiver import Receiver
 
-metrics = pytest.importorskip("django_tracify.metrics")
-from prometheus_client import REGISTRY  # noqa: E402
+pytest.importorskip("prometheus_client")  # the `test` extra installs it
+from prometheus_client import REGISTRY
+
+from django_tracify import metrics
 
 pytestmark = pytest.mark.django_db
 
