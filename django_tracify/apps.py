@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 
 
 class TracifyConfig(AppConfig):
@@ -24,3 +25,19 @@ class TracifyConfig(AppConfig):
         checks.register(check_outbox_timeouts, "tracify")
         checks.register(check_database, "tracify", checks.Tags.database)
         receivers.connect()
+        if prometheus_wanted():
+            from django_tracify import metrics
+
+            metrics.install()
+
+
+def prometheus_wanted() -> bool:
+    """TRACIFY['PROMETHEUS'] on and prometheus-client installed (else check tracify.E011)."""
+    from django_tracify.checks import prometheus_installed
+    from django_tracify.conf import settings
+
+    try:
+        wanted = settings.PROMETHEUS
+    except ImproperlyConfigured:
+        return False  # the checks say what is wrong
+    return wanted and prometheus_installed()

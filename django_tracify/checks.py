@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -78,6 +79,11 @@ MESSAGES: dict[str, tuple[Callable[..., checks.CheckMessage], str, str]] = {
         "A flusher starts no request that could outlive its lease, so make LEASE_SECONDS at "
         "least {factor} x TIMEOUT (the defaults are 300 and 10).",
     ),
+    "tracify.E011": (
+        checks.Error,
+        "TRACIFY['PROMETHEUS'] is on, but prometheus-client is not installed.",
+        "pip install 'django-tracify[prometheus]', or turn TRACIFY['PROMETHEUS'] off.",
+    ),
     "tracify.W001": (
         checks.Warning,
         "TRACIFY has unknown key {key!r}.",
@@ -126,8 +132,8 @@ MIDDLEWARE_BEFORE_TRACIFY = {
 # A lease must fit a whole request and the rest of a batch's work around it.
 LEASE_PER_TIMEOUT = 2
 
-# Numbers that may be None (no limit).
-OPTIONAL_NUMBERS = frozenset({"MAX_ATTEMPTS"})
+# Numbers that may be None (no limit, or off).
+OPTIONAL_NUMBERS = frozenset({"MAX_ATTEMPTS", "PROMETHEUS_PORT"})
 
 # key -> (minimum, maximum or None)
 NUMBER_RANGES: dict[str, tuple[float, float | None]] = {
@@ -143,6 +149,7 @@ NUMBER_RANGES: dict[str, tuple[float, float | None]] = {
     "DEAD_RETENTION_DAYS": (0, None),
     "TRUSTED_PROXY_COUNT": (0, 20),
     "FLUSHERS": (1, 1_000),
+    "PROMETHEUS_PORT": (1, 65_535),
 }
 
 
@@ -192,6 +199,12 @@ def _settings_messages(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:
     yield from _proxy_messages(raw.get("TRUSTED_PROXIES", DEFAULTS["TRUSTED_PROXIES"]))
     if settings.FLUSH_ON_PURCHASE:
         yield from _flush_on_purchase_messages()
+    if settings.PROMETHEUS and not prometheus_installed():
+        yield message("tracify.E011")
+
+
+def prometheus_installed() -> bool:
+    return importlib.util.find_spec("prometheus_client") is not None
 
 
 def _flush_on_purchase_messages() -> Iterator[checks.CheckMessage]:

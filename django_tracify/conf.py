@@ -75,6 +75,9 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXIES": (),
     "FLUSHERS": 1,
     "FLUSH_ON_PURCHASE": False,
+    "PROMETHEUS": False,
+    "PROMETHEUS_PORT": None,
+    "PROMETHEUS_ADDR": "127.0.0.1",
 }
 
 REQUIRED = ("API_KEY", "CUSTOMER_SITE_ID")
@@ -227,6 +230,19 @@ class Settings:
     @cached_property
     def FLUSH_ON_PURCHASE(self) -> bool:
         return bool(self.get("FLUSH_ON_PURCHASE"))
+
+    @cached_property
+    def PROMETHEUS(self) -> bool:
+        return bool(self.get("PROMETHEUS"))
+
+    @cached_property
+    def PROMETHEUS_PORT(self) -> int | None:
+        value = self.get("PROMETHEUS_PORT")
+        return None if value is None else int(value)
+
+    @cached_property
+    def PROMETHEUS_ADDR(self) -> str:
+        return str(self.get("PROMETHEUS_ADDR"))
 
 
 def _callable_or_none(value: Any, key: str) -> Callable[..., Any] | None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
-from django_tracify import outbox
+from django_tracify import outbox, signals
 from django_tracify.backoff import retry_delay
 from django_tracify.batching import (
     Clock,
@@ -30,7 +30,8 @@ from django_tracify.batching import (
 )
 from django_tracify.client import Answer, Outcome, TracifyClient
 from django_tracify.conf import settings
-from django_tracify.models import FlushState
+from django_tracify.delivery_signals import announce, send
+from django_tracify.models import FlushState, OutboxStatus
 from django_tracify.outbox.states import waiting_for_retry
 from django_tracify.routers import outbox_database
 
@@ -168,9 +169,11 @@ def flush(
             _record_state(run.result, clock(), FlushState.ERROR)
         except Exception:
             logger.exception("tracify: could not record the flush state")
+        send(signals.flush_finished, result=run.result, outcome=FlushState.ERROR, using=run.using)
         raise
     _record_state(run.result, clock(), run.result.outcome)
     _log_result(run.result)
+    send(signals.flush_finished, result=run.result, outcome=run.result.outcome, using=run.using)
     return run.result
 
 
@@ -293,9 +296,11 @@ class _Pass:
         self.result.requests += 1
         self.result.answered += answer.answered
         if answer.outcome is Outcome.ACCEPTED:
-            self.result.sent += self._db(
-                outbox.mark_sent, token, ids, now=self.clock(), using=self.using
-            )
+            now = self.clock()
+            sent = self._db(outbox.mark_sent, token, ids, now=now, using=self.using)
+            self.result.sent += sent
+            marks = {"status": OutboxStatus.SENT, "sent_at": now}
+            announce(signals.events_sent, _rows_of(items), sent, using=self.using, marks=marks)
         elif answer.outcome is Outcome.REJECTED and len(items) > 1:
             # Halve until the bad events are alone, so they never hold the good ones back.
             middle = len(items) // 2
@@ -322,6 +327,8 @@ class _Pass:
         self.result.dead += dead
         if dead:
             logger.warning("tracify: event #%s rejected, now dead: %s", row.id, error)
+        outcome = {"error": error, "http_status": status}
+        announce(signals.events_dead, [row], dead, using=self.using, marks={}, **outcome)
 
     def _unauthorised(self, token: uuid.UUID, ids: list[int], answer: Answer) -> None:
         self.stopped = True
@@ -344,10 +351,11 @@ class _Pass:
     def _retry(self, token: uuid.UUID, items: list[Item], answer: Answer) -> None:
         self.result.errors.append(answer.error)
         now = self.clock()
-        by_attempts: dict[int, list[int]] = defaultdict(list)
+        by_attempts: dict[int, list[outbox.ClaimedRow]] = defaultdict(list)
         for row, _ in items:
-            by_attempts[row.attempts].append(row.id)
-        for attempts, ids in by_attempts.items():
+            by_attempts[row.attempts].append(row)
+        for attempts, group in by_attempts.items():
+            ids = [row.id for row in group]
             delay = retry_delay(
                 attempts + 1,
                 base=settings.BACKOFF_BASE_SECONDS,
@@ -355,11 +363,12 @@ class _Pass:
                 rng=self.rng,
                 retry_after=answer.retry_after,
             )
+            next_attempt_at = now + timedelta(seconds=delay)
             retried, dead = self._db(
                 outbox.mark_retry,
                 token,
                 ids,
-                next_attempt_at=now + timedelta(seconds=delay),
+                next_attempt_at=next_attempt_at,
                 error=answer.error,
                 http_status=answer.http_status,
                 now=now,
@@ -369,6 +378,19 @@ class _Pass:
             )
             self.result.retried += retried
             self.result.dead += dead
+            outcome = {"error": answer.error, "http_status": answer.http_status}
+            pending = {"status": OutboxStatus.PENDING}
+            announce(
+                signals.events_retried,
+                group,
+                retried,
+                using=self.using,
+                marks=pending,
+                next_attempt_at=next_attempt_at,
+                **outcome,
+            )
+            given_up = {"status": OutboxStatus.DEAD, "given_up_at": now}
+            announce(signals.events_dead, group, dead, using=self.using, marks=given_up, **outcome)
             if dead:
                 logger.warning(
                     "tracify: %d events out of attempts or too old, now dead: %s",
@@ -385,6 +407,10 @@ class _Pass:
         else:
             # A failing or overloaded Tracify: try the rest in the next pass, not now.
             self.stopped = True
+
+
+def _rows_of(items: list[Item]) -> list[outbox.ClaimedRow]:
+    return [row for row, _ in items]
 
 
 def _record_state(result: FlushResult, now: datetime, outcome: str) -> None:

@@ -45,6 +45,7 @@ class ClaimedRow(NamedTuple):
     id: int
     attempts: int
     payload_json: str
+    event_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,10 @@ def due(now: datetime) -> Q:
     return Q(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
 
 
-def _sendable(rows: QuerySet[OutboxEvent]) -> QuerySet[OutboxEvent, tuple[int, int, str]]:
+def _sendable(rows: QuerySet[OutboxEvent]) -> QuerySet[OutboxEvent, tuple[int, int, str, str]]:
     # The payload as the database's JSON text: sent as it is, never parsed and dumped again.
     return rows.annotate(payload_json=Cast("payload", TextField())).values_list(
-        "id", "attempts", "payload_json"
+        "id", "attempts", "payload_json", "event_type"
     )
 
 

@@ -16,6 +16,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from django_tracify import delivery, outbox
+from django_tracify.apps import prometheus_wanted
 from django_tracify.conf import settings
 from django_tracify.delivery import FlushResult
 from django_tracify.routers import outbox_database
@@ -76,6 +77,10 @@ class Command(BaseCommand):
         stop = threading.Event()
         with _stop_on_signals(stop):
             if options["loop"]:
+                if prometheus_wanted() and settings.PROMETHEUS_PORT is not None:
+                    from django_tracify import metrics
+
+                    metrics.serve()
                 self._loop(stop, options["interval"], batch_size, limit)
                 return
             result = self._pass(stop, batch_size, limit)

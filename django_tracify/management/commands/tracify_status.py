@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from django_tracify import capture_problems, outbox
-from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
+from django_tracify import outbox_report
+from django_tracify.models import OutboxStatus
+from django_tracify.outbox_report import OutboxReport
 from django_tracify.routers import outbox_database
 
 
@@ -29,16 +30,6 @@ def when(moment: datetime | None, now: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S %Z} ({duration((now - moment).total_seconds())} ago)"
 
 
-def oldest_undelivered_at(rows: QuerySet[OutboxEvent]) -> datetime | None:
-    """When the oldest pending or sending event was created, whether it is due or in backoff."""
-    # One indexed lookup per status: the oldest id is (nearly always) the oldest event.
-    firsts = [
-        rows.filter(status=status).order_by("id").values_list("created_at", flat=True).first()
-        for status in (OutboxStatus.PENDING, OutboxStatus.SENDING)
-    ]
-    return min((first for first in firsts if first is not None), default=None)
-
-
 class Command(BaseCommand):
     help = (
         "Show the outbox backlog, the oldest pending event, dead events and the last flush. "
@@ -53,32 +44,40 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="Exit with status 1 if the oldest undelivered event is older than this.",
         )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print the same facts as one JSON object (keys in the README), for scripts.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        using = outbox_database()
         now = timezone.now()
-        rows = OutboxEvent.objects.using(using)
-        counts = {
-            group["status"]: group["n"]
-            for group in rows.order_by().values("status").annotate(n=Count("id"))
-        }
-        due = rows.filter(outbox.due(now))
-        due_count = due.count()
-        oldest = rows.filter(status=OutboxStatus.PENDING).order_by("created_at", "id").first()
-        undelivered_since = oldest_undelivered_at(rows)
-        lag = (now - undelivered_since).total_seconds() if undelivered_since else 0.0
-        expired = rows.filter(status=OutboxStatus.SENDING, lease_expires_at__lt=now).count()
-        state = FlushState.load(using)
+        report = outbox_report.read(outbox_database(), now)
+        max_lag: float | None = options["max_lag"]
+        over = max_lag is not None and report.lag_seconds > max_lag
+        if options["json"]:
+            facts = {**report.as_json(), "max_lag": max_lag, "over_max_lag": over}
+            self.stdout.write(json.dumps(facts))
+        else:
+            self._write_text(report)
+        if over:
+            raise CommandError(
+                f"lag {duration(report.lag_seconds)} is over --max-lag {max_lag:g}s: "
+                "is a flusher running, and can it reach Tracify?",
+                returncode=1,
+            )
 
-        def count(status: str) -> int:
-            return int(counts.get(status, 0))
-
+    def _write_text(self, report: OutboxReport) -> None:
+        now, state, count = report.now, report.flush_state, report.count
+        oldest = report.oldest_pending
         lines = [
-            f"pending:        {count(OutboxStatus.PENDING):,} ({due_count:,} due now)",
-            f"sending:        {count(OutboxStatus.SENDING):,} ({expired:,} with an expired lease)",
+            f"pending:        {count(OutboxStatus.PENDING):,} ({report.due:,} due now)",
+            f"sending:        {count(OutboxStatus.SENDING):,} "
+            f"({report.expired_leases:,} with an expired lease)",
             "oldest pending: "
-            + (f"#{oldest.pk}, created {when(oldest.created_at, now)}" if oldest else "none"),
-            f"lag:            {duration(lag)} (the age of the oldest undelivered event)",
+            + (f"#{oldest[0]}, created {when(oldest[1], now)}" if oldest else "none"),
+            f"lag:            {duration(report.lag_seconds)} "
+            "(the age of the oldest undelivered event)",
             f"dead:           {count(OutboxStatus.DEAD):,}",
             f"discarded:      {count(OutboxStatus.DISCARDED):,}",
             f"invalid:        {count(OutboxStatus.INVALID):,}",
@@ -90,15 +89,8 @@ class Command(BaseCommand):
         ]
         for line in lines:
             self.stdout.write(line)
-        for kind in capture_problems.saved_counts(using):
+        for kind in report.capture_counts:
             self.stdout.write(
                 f"{kind.label + ':':<15} {kind.count:,} ({kind.meaning}), "
                 f"last: {when(kind.last_at, now)}"
-            )
-        max_lag: float | None = options["max_lag"]
-        if max_lag is not None and lag > max_lag:
-            raise CommandError(
-                f"lag {duration(lag)} is over --max-lag {max_lag:g}s: "
-                "is a flusher running, and can it reach Tracify?",
-                returncode=1,
             )
