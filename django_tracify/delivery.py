@@ -94,6 +94,16 @@ class FlushResult:
             return FlushState.ERROR
         return FlushState.OK
 
+    def as_task_result(self) -> dict[str, Any]:
+        """What a task returns (Celery or django.tasks): JSON-serialisable counts and outcome."""
+        return {
+            "sent": self.sent,
+            "retried": self.retried,
+            "dead": self.dead,
+            "left": self.left,
+            "outcome": self.outcome,
+        }
+
     def summary(self) -> str:
         if self.dry_run:
             text = f"dry run: would send {self.would_send} in {self.requests} requests"

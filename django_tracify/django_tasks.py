@@ -58,16 +58,6 @@ PERIODIC_TASK_PATH = "django_tracify.django_tasks.flush_outbox_periodically"
 STALE_RUN_SECONDS = 3600
 
 
-def _summary(result: delivery.FlushResult) -> dict[str, Any]:
-    return {
-        "sent": result.sent,
-        "retried": result.retried,
-        "dead": result.dead,
-        "left": result.left,
-        "outcome": result.outcome,
-    }
-
-
 @task
 def flush_outbox(batch_size: int | None = None, limit: int | None = None) -> dict[str, Any]:
     """Deliver due outbox events to Tracify: one `delivery.flush()` pass.
@@ -75,7 +65,7 @@ def flush_outbox(batch_size: int | None = None, limit: int | None = None) -> dic
     Safe to overlap with other flushers; a refused key or an unreachable Tracify is logged
     and recorded (admin, tracify_status), and the events wait in the outbox.
     """
-    return _summary(delivery.flush(batch_size=batch_size, limit=limit))
+    return delivery.flush(batch_size=batch_size, limit=limit).as_task_result()
 
 
 @task(takes_context=True)
@@ -90,7 +80,7 @@ def flush_outbox_periodically(
     Start it with `manage.py tracify_tasks_flush`, which starts no second chain.
     """
     try:
-        return _summary(delivery.flush(batch_size=batch_size))
+        return delivery.flush(batch_size=batch_size).as_task_result()
     finally:
         after = timezone.now() + timedelta(seconds=interval_seconds)
         context.task_result.task.using(run_after=after).enqueue(

@@ -26,11 +26,4 @@ def flush_outbox(batch_size: int | None = None, limit: int | None = None) -> dic
     its own rows. A refused API key or an unreachable Tracify is logged and recorded in the
     flush state (admin, `tracify_status`); the events wait in the outbox.
     """
-    result = delivery.flush(batch_size=batch_size, limit=limit)
-    return {
-        "sent": result.sent,
-        "retried": result.retried,
-        "dead": result.dead,
-        "left": result.left,
-        "outcome": result.outcome,
-    }
+    return delivery.flush(batch_size=batch_size, limit=limit).as_task_result()
