@@ -7,23 +7,29 @@ await tracify.atrack_purchase(order)  # in async code
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django_tracify.errors import TracifyError, TracifyValidationError
-from django_tracify.tracking import (
-    acapture_identity,
-    atrack_addtocart,
-    atrack_conversion,
-    atrack_pageview,
-    atrack_post_purchase_survey,
-    atrack_productview,
-    atrack_purchase,
-    capture_identity,
-    track_addtocart,
-    track_conversion,
-    track_pageview,
-    track_post_purchase_survey,
-    track_productview,
-    track_purchase,
-)
+from django_tracify.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from django_tracify.tracking import (
+        acapture_identity,
+        atrack_addtocart,
+        atrack_conversion,
+        atrack_pageview,
+        atrack_post_purchase_survey,
+        atrack_productview,
+        atrack_purchase,
+        capture_identity,
+        track_addtocart,
+        track_conversion,
+        track_pageview,
+        track_post_purchase_survey,
+        track_productview,
+        track_purchase,
+    )
+
 
 __version__ = "0.1.0"
 
@@ -46,3 +52,8 @@ __all__ = [
     "track_productview",
     "track_purchase",
 ]
+
+# Every public name not defined above comes from tracking.py, imported on first use.
+__getattr__ = lazy_exports(
+    __name__, {name: "django_tracify.tracking" for name in __all__ if name not in globals()}
+)

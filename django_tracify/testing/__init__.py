@@ -12,13 +12,19 @@ unittest / Django's TestCase: TracifyTestMixin, with self.assertTracked(...).
 
 from __future__ import annotations
 
-from django_tracify.testing.capture import (
-    NetworkBlocked,
-    TracifyTestMixin,
-    TrackedEvent,
-    TrackedEvents,
-    capture_tracking,
-)
+from typing import TYPE_CHECKING
+
+from django_tracify.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from django_tracify.testing.capture import (
+        NetworkBlocked,
+        TracifyTestMixin,
+        TrackedEvent,
+        TrackedEvents,
+        capture_tracking,
+    )
+
 
 __all__ = [
     "NetworkBlocked",
@@ -27,3 +33,8 @@ __all__ = [
     "TrackedEvents",
     "capture_tracking",
 ]
+
+# Every public name not defined above comes from capture.py, imported on first use.
+__getattr__ = lazy_exports(
+    __name__, {name: "django_tracify.testing.capture" for name in __all__ if name not in globals()}
+)
