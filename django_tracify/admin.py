@@ -20,6 +20,7 @@ from django.utils.safestring import SafeString
 from django_tracify import outbox
 from django_tracify.admin_paginator import EstimatedCountPaginator
 from django_tracify.admin_summary import outbox_summary, redacted
+from django_tracify.clock import as_utc, utc_now
 from django_tracify.events import EVENT_TYPES
 from django_tracify.identity import KIND_NAMES
 from django_tracify.models import OutboxEvent, OutboxStatus
@@ -36,6 +37,7 @@ def compact_datetime(value: datetime | None) -> SafeString | str:
     # Short and sortable in the list, to the second on hover and on the detail page.
     if value is None:
         return "-"
+    value = as_utc(value)  # naive outbox times are UTC (see clock.py)
     local = timezone.localtime(value)
     return format_html(
         '<time datetime="{}" title="{}"><span>{}</span> <span>{}</span></time>',
@@ -89,7 +91,7 @@ class CreatedRangeFilter(admin.SimpleListFilter):
     def queryset(self, request: Any, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         if value in self.RANGES:
-            return queryset.filter(created_at__gte=timezone.now() - self.RANGES[value][1])
+            return queryset.filter(created_at__gte=utc_now() - self.RANGES[value][1])
         return queryset
 
 

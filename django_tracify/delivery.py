@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.db import InterfaceError, OperationalError, connections
-from django.utils import timezone
 
 from django_tracify import outbox
 from django_tracify.backoff import retry_delay
@@ -29,6 +28,7 @@ from django_tracify.batching import (
     split_by_size,
 )
 from django_tracify.client import Answer, Outcome, TracifyClient
+from django_tracify.clock import utc_now
 from django_tracify.conf import settings
 from django_tracify.models import FlushState
 from django_tracify.outbox.states import waiting_for_retry
@@ -119,7 +119,7 @@ def flush(
     batch_size: int | None = None,
     limit: int | None = None,
     dry_run: bool = False,
-    clock: Clock = timezone.now,
+    clock: Clock = utc_now,
     sleep: Callable[[float], Any] = time.sleep,
     rng: random.Random | None = None,
     should_stop: Callable[[], bool] | None = None,

@@ -13,9 +13,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
-from django.utils import timezone
 
 from django_tracify import delivery, outbox
+from django_tracify.clock import format_utc, utc_now
 from django_tracify.conf import settings
 from django_tracify.delivery import FlushResult
 from django_tracify.routers import outbox_database
@@ -118,7 +118,7 @@ class Command(BaseCommand):
             )
         idle = not (result.requests or result.left or result.errors)
         if self.verbosity >= 2 or (self.verbosity >= 1 and not idle):
-            line = f"{timezone.now():%Y-%m-%d %H:%M:%S} {result.summary()}"
+            line = f"{format_utc(utc_now())} {result.summary()}"
             failed = result.unauthorised or result.unreachable
             self.stdout.write(self.style.ERROR(line) if failed else line)
         return result
@@ -131,7 +131,7 @@ class Command(BaseCommand):
         if self.verbosity < 1 or not self.stdout.isatty():
             yield None
             return
-        backlog = outbox.count_due(now=timezone.now(), using=outbox_database())
+        backlog = outbox.count_due(now=utc_now(), using=outbox_database())
         if limit is not None:
             backlog = min(backlog, limit)
         if backlog < PROGRESS_MIN_BACKLOG:

@@ -7,9 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, QuerySet
-from django.utils import timezone
 
 from django_tracify import capture_problems, outbox
+from django_tracify.clock import as_utc, format_utc, utc_now
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
 from django_tracify.routers import outbox_database
 
@@ -26,7 +26,7 @@ def duration(seconds: float) -> str:
 def when(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "never"
-    return f"{moment:%Y-%m-%d %H:%M:%S %Z} ({duration((now - moment).total_seconds())} ago)"
+    return f"{format_utc(moment)} ({duration((as_utc(now) - as_utc(moment)).total_seconds())} ago)"
 
 
 def oldest_undelivered_at(rows: QuerySet[OutboxEvent]) -> datetime | None:
@@ -56,7 +56,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         using = outbox_database()
-        now = timezone.now()
+        now = utc_now()
         rows = OutboxEvent.objects.using(using)
         counts = {
             group["status"]: group["n"]
