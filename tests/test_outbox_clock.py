@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -30,9 +31,19 @@ def berlin(moment: datetime) -> datetime:
     return moment.astimezone(BERLIN)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def outbox_alias(request: pytest.FixtureRequest, tracify_settings: Callable[..., None]) -> str:
+    """The default SQLite database, or a PostgreSQL one (its session in Europe/Berlin)."""
+    if request.param == "sqlite":
+        return "default"
+    alias: str = request.getfixturevalue("postgres_outbox").alias
+    tracify_settings(DATABASE=alias)
+    return alias
+
+
 @override_settings(USE_TZ=False, TIME_ZONE="Europe/Berlin")
 def test_a_retry_due_in_the_repeated_hour_is_claimed_when_due(
-    receiver: Receiver, shop_request: object
+    receiver: Receiver, shop_request: object, outbox_alias: str
 ) -> None:
     with time_machine.travel(berlin(BEFORE_FOLD), tick=False) as clock:
         event = tracify.track_pageview(shop_request("/p/1"))  # type: ignore[operator]
@@ -45,7 +56,7 @@ def test_a_retry_due_in_the_repeated_hour_is_claimed_when_due(
         out = io.StringIO()
         call_command("tracify_flush", stdout=out, stderr=io.StringIO())
     assert "sent 1," in out.getvalue()
-    assert OutboxEvent.objects.get(pk=event.pk).status == OutboxStatus.SENT
+    assert OutboxEvent.objects.using(outbox_alias).get(pk=event.pk).status == OutboxStatus.SENT
 
 
 @override_settings(USE_TZ=False, TIME_ZONE="Europe/Berlin")
