@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.core.management import call_command
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 
 import django_tracify as tracify
 from django_tracify import delivery
@@ -77,3 +78,17 @@ def test_status_labels_its_times_utc(receiver: Receiver, shop_request: object) -
         out = io.StringIO()
         call_command("tracify_status", stdout=out, stderr=io.StringIO())
     assert "last success:   2026-10-25 00:59:30 UTC" in out.getvalue()
+
+
+@override_settings(USE_TZ=False, TIME_ZONE="Europe/Berlin")
+def test_the_admin_shows_outbox_times_in_local_time_named(
+    admin_client: Client, shop_request: object
+) -> None:
+    with time_machine.travel(berlin(BEFORE_FOLD), tick=False):
+        event = tracify.track_pageview(shop_request("/p/1"))  # type: ignore[operator]
+    assert event is not None
+    url = reverse("admin:django_tracify_outboxevent_change", args=[event.pk])
+    html = admin_client.get(url).content.decode()
+    assert "2026-10-25 02:59:30 CEST" in html  # created at, and due at
+    list_html = admin_client.get(reverse("admin:django_tracify_outboxevent_changelist"))
+    assert 'title="2026-10-25 02:59:30 CEST"' in list_html.content.decode()
