@@ -28,7 +28,7 @@ from django_tracify.batching import (
     split_by_size,
 )
 from django_tracify.client import Answer, Outcome, TracifyClient
-from django_tracify.clock import utc_now
+from django_tracify.clock import as_utc, utc_now
 from django_tracify.conf import settings
 from django_tracify.models import FlushState
 from django_tracify.outbox.states import waiting_for_retry
@@ -155,7 +155,8 @@ def flush(
         max_pause_seconds=max_pause_seconds,
     )
     try:
-        run.client = client or TracifyClient.from_settings(clock=clock)
+        # Aware for the client: a Retry-After HTTP date is compared with it (naive without USE_TZ).
+        run.client = client or TracifyClient.from_settings(clock=lambda: as_utc(clock()))
         try:
             run.deliver()
         finally:

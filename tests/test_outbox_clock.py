@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from email.utils import formatdate
 from zoneinfo import ZoneInfo
 
 import pytest
+import responses
 import time_machine
 from django.core.management import call_command
 from django.test import Client, override_settings
@@ -92,3 +94,18 @@ def test_the_admin_shows_outbox_times_in_local_time_named(
     assert "2026-10-25 02:59:30 CEST" in html  # created at, and due at
     list_html = admin_client.get(reverse("admin:django_tracify_outboxevent_changelist"))
     assert 'title="2026-10-25 02:59:30 CEST"' in list_html.content.decode()
+
+
+@override_settings(USE_TZ=False, TIME_ZONE="Europe/Berlin")
+@responses.activate
+def test_a_retry_after_http_date_is_honoured_without_use_tz(shop_request: object) -> None:
+    with time_machine.travel(berlin(BEFORE_FOLD), tick=False):
+        tracify.track_pageview(shop_request("/p/1"))  # type: ignore[operator]
+        later = formatdate((BEFORE_FOLD + timedelta(seconds=30)).timestamp(), usegmt=True)
+        responses.post(settings.ENDPOINT, status=503, headers={"Retry-After": later})
+        pauses: list[float] = []
+        result = delivery.flush(sleep=pauses.append, max_pause_seconds=60)
+    assert pauses == [30.0]
+    assert result.retried == 1
+    due_at = OutboxEvent.objects.get().next_attempt_at
+    assert due_at == (BEFORE_FOLD + timedelta(seconds=30)).replace(tzinfo=None)
