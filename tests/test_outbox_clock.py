@@ -76,9 +76,11 @@ def test_times_are_stored_as_naive_utc_without_use_tz(shop_request: object) -> N
 def test_status_labels_its_times_utc(receiver: Receiver, shop_request: object) -> None:
     with time_machine.travel(berlin(BEFORE_FOLD), tick=False):
         tracify.track_pageview(shop_request("/p/1"))  # type: ignore[operator]
-        call_command("tracify_flush", stdout=io.StringIO(), stderr=io.StringIO())
+        flushed = io.StringIO()
+        call_command("tracify_flush", stdout=flushed, stderr=io.StringIO())
         out = io.StringIO()
         call_command("tracify_status", stdout=out, stderr=io.StringIO())
+    assert flushed.getvalue().startswith("2026-10-25 00:59:30 UTC sent 1,")
     assert "last success:   2026-10-25 00:59:30 UTC" in out.getvalue()
 
 
