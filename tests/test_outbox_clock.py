@@ -35,12 +35,12 @@ def berlin(moment: datetime) -> datetime:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def outbox_alias(request: pytest.FixtureRequest, tracify_settings: Callable[..., None]) -> str:
+def outbox_alias(request: pytest.FixtureRequest, receiver_settings: Callable[..., None]) -> str:
     """The default SQLite database, or a PostgreSQL one (its session in Europe/Berlin)."""
     if request.param == "sqlite":
         return "default"
     alias: str = request.getfixturevalue("postgres_outbox").alias
-    tracify_settings(DATABASE=alias)
+    receiver_settings(DATABASE=alias)
     return alias
 
 
