@@ -20,6 +20,7 @@ from django.utils.safestring import SafeString
 from django_tracify import outbox
 from django_tracify.admin_paginator import EstimatedCountPaginator
 from django_tracify.admin_summary import outbox_summary, redacted
+from django_tracify.clock import as_utc, utc_now
 from django_tracify.events import EVENT_TYPES
 from django_tracify.identity import KIND_NAMES
 from django_tracify.models import OutboxEvent, OutboxStatus
@@ -36,14 +37,22 @@ def compact_datetime(value: datetime | None) -> SafeString | str:
     # Short and sortable in the list, to the second on hover and on the detail page.
     if value is None:
         return "-"
+    value = as_utc(value)  # naive outbox times are UTC (see clock.py)
     local = timezone.localtime(value)
     return format_html(
         '<time datetime="{}" title="{}"><span>{}</span> <span>{}</span></time>',
         value.isoformat(),
-        date_format(local, "Y-m-d H:i:s T"),
+        f"{local:%Y-%m-%d %H:%M:%S %Z}",
         date_format(local, "Y-m-d"),
         date_format(local, "H:i"),
     )
+
+
+def detail_datetime(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    # strftime's %Z, not the date filter's T: that is blank in the repeated autumn hour.
+    return f"{timezone.localtime(as_utc(value)):%Y-%m-%d %H:%M:%S %Z}"
 
 
 def _prefix_lookup(using: str) -> str:
@@ -89,7 +98,7 @@ class CreatedRangeFilter(admin.SimpleListFilter):
     def queryset(self, request: Any, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         if value in self.RANGES:
-            return queryset.filter(created_at__gte=timezone.now() - self.RANGES[value][1])
+            return queryset.filter(created_at__gte=utc_now() - self.RANGES[value][1])
         return queryset
 
 
@@ -129,7 +138,7 @@ class OutboxEventAdmin(BaseOutboxAdmin):
                     "status",
                     "dedup_key",
                     "event_url",
-                    "created_at",
+                    "created_at_shown",
                 )
             },
         ),
@@ -138,11 +147,11 @@ class OutboxEventAdmin(BaseOutboxAdmin):
             {
                 "fields": (
                     "attempts",
-                    "next_attempt_at",
-                    "sent_at",
+                    "next_attempt_at_shown",
+                    "sent_at_shown",
                     "last_http_status",
                     "last_error_full",
-                    "lease_expires_at",
+                    "lease_expires_at_shown",
                 )
             },
         ),
@@ -150,6 +159,24 @@ class OutboxEventAdmin(BaseOutboxAdmin):
         ("Payload", {"fields": ("payload_pretty",)}),
     )
     readonly_fields = tuple(flatten_fieldsets(fieldsets))
+
+    # The outbox's times are UTC even with USE_TZ=False (clock.py): shown in the current time
+    # zone, named, rather than as a bare naive value.
+    @admin.display(description="created at")
+    def created_at_shown(self, obj: OutboxEvent) -> str:
+        return detail_datetime(obj.created_at)
+
+    @admin.display(description="next attempt at")
+    def next_attempt_at_shown(self, obj: OutboxEvent) -> str:
+        return detail_datetime(obj.next_attempt_at)
+
+    @admin.display(description="sent at")
+    def sent_at_shown(self, obj: OutboxEvent) -> str:
+        return detail_datetime(obj.sent_at)
+
+    @admin.display(description="lease expires at")
+    def lease_expires_at_shown(self, obj: OutboxEvent) -> str:
+        return detail_datetime(obj.lease_expires_at)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OutboxEvent]:
         return super().get_queryset(request).using(outbox_database())

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from django_tracify.admin_paginator import COUNT_CAP, capped_count
 from django_tracify.capture_problems import KindCount, saved_counts
+from django_tracify.clock import as_utc, utc_now
 from django_tracify.conf import settings
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
 
@@ -55,11 +55,17 @@ class OutboxSummary:
     def oldest_pending_age(self) -> timedelta | None:
         if self.oldest_pending_at is None:
             return None
-        return timezone.now() - self.oldest_pending_at
+        return as_utc(utc_now()) - self.oldest_pending_at
 
     @property
     def unauthorised(self) -> bool:
         return self.last_outcome == FlushState.UNAUTHORISED
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # Aware UTC for the template: its date and timesince filters then show the right time
+    # whatever USE_TZ says (naive outbox times are UTC, see clock.py).
+    return None if moment is None else as_utc(moment)
 
 
 def bounded_count(queryset: QuerySet[OutboxEvent]) -> BoundedCount:
@@ -71,18 +77,18 @@ def outbox_summary(events: QuerySet[OutboxEvent]) -> OutboxSummary:
     pending = events.filter(status=OutboxStatus.PENDING)
     # Oldest by id: the partial index on pending ids answers it without a sort.
     oldest = pending.order_by("id").values_list("created_at", flat=True).first()
-    since = timezone.now() - timedelta(hours=24)
+    since = utc_now() - timedelta(hours=24)
     sent_recently = events.filter(status=OutboxStatus.SENT, sent_at__gte=since)
     # A plain read: FlushState.load() would insert the row, and a GET must not write.
     state = FlushState.objects.using(events.db).filter(id=1).first() or FlushState()
     return OutboxSummary(
         pending=bounded_count(pending),
-        oldest_pending_at=oldest,
+        oldest_pending_at=_aware(oldest),
         sent_last_24h=bounded_count(sent_recently),
         dead=bounded_count(events.filter(status=OutboxStatus.DEAD)),
         invalid=bounded_count(events.filter(status=OutboxStatus.INVALID)),
-        last_flush_at=state.last_flush_at,
-        last_success_at=state.last_success_at,
+        last_flush_at=_aware(state.last_flush_at),
+        last_success_at=_aware(state.last_success_at),
         last_outcome=state.last_outcome,
         last_outcome_label=state.get_last_outcome_display() if state.last_outcome else "",
         last_message=redacted(state.last_message),

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from django.utils import timezone
-
 from django_tracify import outbox
 from django_tracify.client import body_size, encode_body
+from django_tracify.clock import utc_now
 from django_tracify.conf import settings
 
 Clock = Callable[[], datetime]
@@ -33,7 +32,7 @@ class OversizeEvent(NamedTuple):
 
 
 def plan(
-    *, batch_size: int | None = None, limit: int | None = None, clock: Clock = timezone.now
+    *, batch_size: int | None = None, limit: int | None = None, clock: Clock = utc_now
 ) -> Iterator[PlannedRequest | OversizeEvent]:
     """What a flush would do now, in order, reading the outbox and changing nothing."""
     size = batch_size or settings.BATCH_SIZE
@@ -48,7 +47,7 @@ def plan(
 
 
 def preview(
-    *, batch_size: int | None = None, limit: int | None = None, clock: Clock = timezone.now
+    *, batch_size: int | None = None, limit: int | None = None, clock: Clock = utc_now
 ) -> Iterator[PlannedRequest]:
     """The requests a flush would make now, reading the outbox and changing nothing."""
     for step in plan(batch_size=batch_size, limit=limit, clock=clock):
@@ -57,7 +56,7 @@ def preview(
 
 
 def oversize(
-    *, batch_size: int | None = None, limit: int | None = None, clock: Clock = timezone.now
+    *, batch_size: int | None = None, limit: int | None = None, clock: Clock = utc_now
 ) -> Iterator[OversizeEvent]:
     """The events a flush would now mark dead unsent, reading the outbox and changing nothing."""
     for step in plan(batch_size=batch_size, limit=limit, clock=clock):

@@ -20,7 +20,8 @@ from functools import partial
 
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
+
+from django_tracify.clock import utc_now
 
 logger = logging.getLogger("django_tracify")
 
@@ -81,7 +82,7 @@ def save(using: str) -> None:
     from django_tracify.models import CaptureCount
 
     try:
-        now = timezone.now()
+        now = utc_now()
         with transaction.atomic(using=using):
             rows = CaptureCount.objects.using(using)
             for kind, count in sorted(counts.items()):

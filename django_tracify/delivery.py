@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.db import InterfaceError, OperationalError, connections
-from django.utils import timezone
 
 from django_tracify import outbox, signals
 from django_tracify.backoff import retry_delay
@@ -29,6 +28,7 @@ from django_tracify.batching import (
     split_by_size,
 )
 from django_tracify.client import Answer, Outcome, TracifyClient
+from django_tracify.clock import as_utc, utc_now
 from django_tracify.conf import settings
 from django_tracify.delivery_signals import announce, send
 from django_tracify.models import FlushState, OutboxStatus
@@ -130,7 +130,7 @@ def flush(
     batch_size: int | None = None,
     limit: int | None = None,
     dry_run: bool = False,
-    clock: Clock = timezone.now,
+    clock: Clock = utc_now,
     sleep: Callable[[float], Any] = time.sleep,
     rng: random.Random | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -166,7 +166,8 @@ def flush(
         max_pause_seconds=max_pause_seconds,
     )
     try:
-        run.client = client or TracifyClient.from_settings(clock=clock)
+        # Aware for the client: a Retry-After HTTP date is compared with it (naive without USE_TZ).
+        run.client = client or TracifyClient.from_settings(clock=lambda: as_utc(clock()))
         try:
             run.deliver()
         finally:

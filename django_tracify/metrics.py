@@ -14,12 +14,12 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from django.db import DatabaseError, connections
-from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from django_tracify import outbox_report, signals
+from django_tracify.clock import utc_now
 from django_tracify.conf import settings
 from django_tracify.models import OutboxEvent
 from django_tracify.routers import outbox_database
@@ -67,7 +67,7 @@ class OutboxCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         try:
-            report = outbox_report.read(outbox_database(), timezone.now(), count_sent=False)
+            report = outbox_report.read(outbox_database(), utc_now(), count_sent=False)
         except DatabaseError as err:
             logger.warning("tracify: outbox metrics not read: %s", type(err).__name__)
             return iter(())

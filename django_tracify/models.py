@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
-from django.utils import timezone
+
+from django_tracify.clock import utc_now
 
 # How much of an error an outbox row keeps in last_error.
 MAX_ERROR_LENGTH = 2000
@@ -30,11 +31,11 @@ class OutboxEvent(models.Model):
         max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING
     )
     attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(default=utc_now)
     dedup_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
     last_error = models.TextField(blank=True, default="")
     last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=utc_now)
     sent_at = models.DateTimeField(null=True, blank=True)
     given_up_at = models.DateTimeField(
         null=True, blank=True, help_text="When it became dead or discarded."
@@ -109,8 +110,8 @@ class CaptureCount(models.Model):
 
     kind = models.CharField(max_length=32, primary_key=True)
     count = models.PositiveBigIntegerField(default=0)
-    first_at = models.DateTimeField(default=timezone.now)
-    last_at = models.DateTimeField(default=timezone.now)
+    first_at = models.DateTimeField(default=utc_now)
+    last_at = models.DateTimeField(default=utc_now)
 
     class Meta:
         verbose_name = "capture count"

@@ -5,11 +5,15 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -84,20 +88,20 @@ def test_verbosity_0_prints_nothing(receiver: Receiver, pageviews: Any) -> None:
     assert statuses() == ["sent"]
 
 
-def test_an_idle_pass_prints_only_when_verbose(receiver: Receiver) -> None:
-    assert run("tracify_flush") == ""
+def test_an_idle_pass_prints_the_counts_when_verbose(receiver: Receiver) -> None:
     assert "sent 0, retried 0, dead 0, left 0" in run("tracify_flush", "--verbosity", "2")
 
 
-def test_dry_run_prints_the_requests_and_changes_nothing(
+def test_dry_run_v2_prints_the_requests_and_changes_nothing(
     receiver: Receiver, pageviews: Any
 ) -> None:
     events = pageviews(3)
-    output = run("tracify_flush", "--dry-run", "--batch-size", "2")
+    output = run("tracify_flush", "--dry-run", "--batch-size", "2", "--verbosity", "2")
     lines = output.splitlines()
     assert lines[0].startswith("request 1: 2 events, ") and f"#{events[0].pk}" in lines[0]
     assert json.loads(lines[1]) == {"events": [events[0].payload, events[1].payload]}
-    assert lines[-1] == "dry run: would send 3 events in 2 requests"
+    assert lines[-2].startswith("dry run: would send 3 events in 2 requests (")
+    assert lines[-1] == "  by type: pageview 3"
     assert receiver.requests() == []
     assert statuses() == ["pending"] * 3
     assert not FlushState.objects.exists()
@@ -245,10 +249,88 @@ def test_dry_run_shows_an_oversize_event_as_dead_unsent(
     receiver_settings(MAX_BODY_BYTES=1024)
     pageviews(1)
     huge = OutboxEvent.objects.create(event_type="pageview", payload={"pad": "x" * 2000})
-    output = run("tracify_flush", "--dry-run")
+    output = run("tracify_flush", "--dry-run", "--verbosity", "2")
     assert f"event #{huge.pk}: 2,0" in output and "bytes alone" in output
     assert "would be marked dead, not sent" in output
     assert "request 1: 1 events," in output and f"#{huge.pk})" not in output
-    assert output.splitlines()[-1] == (
-        "dry run: would send 1 events in 1 requests; 1 too big would be marked dead unsent"
+    assert output.splitlines()[-1].startswith("  would mark 1 dead unsent, each alone over")
+
+
+# --- tracify_flush: what an operator sees -----------------------------------------------------
+
+
+def test_an_empty_outbox_says_so(receiver: Receiver) -> None:
+    assert "nothing to send: the outbox has no due events" in run("tracify_flush")
+    assert run("tracify_flush", "--verbosity", "0") == ""
+
+
+def test_loop_says_what_it_does_and_never_the_key(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passes: list[int] = []
+
+    def one_pass(**kwargs: Any) -> delivery.FlushResult:
+        passes.append(1)
+        if len(passes) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return delivery.FlushResult()
+
+    monkeypatch.setattr(delivery, "flush", one_pass)
+    output = run("tracify_flush", "--loop", "--interval", "0.01")
+    first = output.splitlines()[0]
+    assert first.startswith("flushing every 0.01 s from database 'default' to 127.0.0.1:")
+    assert settings.TRACIFY["API_KEY"] not in output
+    # The quiet spell is announced once, not every pass.
+    assert output.count("nothing to send") == 1
+
+
+def test_dry_run_prints_a_summary_and_bodies_only_with_v2(
+    receiver: Receiver, receiver_settings: Callable[..., None], pageviews: Any
+) -> None:
+    receiver_settings(MAX_BODY_BYTES=1024)
+    events = pageviews(3)
+    huge = OutboxEvent.objects.create(event_type="purchase", payload={"pad": "x" * 2000})
+    output = run("tracify_flush", "--dry-run", "--batch-size", "2")
+    assert events[0].payload["url"] not in output  # no bodies
+    lines = output.splitlines()
+    assert lines[0].startswith("dry run: would send 3 events in 2 requests (")
+    assert lines[1] == "  by type: pageview 3"
+    assert (
+        lines[2].startswith("  would mark 1 dead unsent")
+        and f"(purchase 1): #{huge.pk}" in lines[2]
     )
+    verbose = run("tracify_flush", "--dry-run", "--batch-size", "2", "--verbosity", "2")
+    assert events[0].payload["url"] in verbose and "request 2: 1 events" in verbose
+    assert statuses() == ["pending"] * 4
+    assert run("tracify_flush", "--dry-run", "--verbosity", "0") == ""
+
+
+def test_dry_run_on_an_empty_outbox(receiver: Receiver) -> None:
+    assert run("tracify_flush", "--dry-run") == (
+        "dry run: nothing to send: the outbox has no due events\n"
+    )
+
+
+def _manage(*args: str) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    return subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_help_lists_the_exit_codes_and_bad_arguments_are_not_a_refused_key() -> None:
+    shown = _manage("tracify_flush", "--help")
+    assert shown.returncode == 0
+    assert "  2   Tracify refused the API key" in shown.stdout
+    assert "  3   Tracify was unreachable for the whole pass" in shown.stdout
+    assert "  64  bad command-line arguments" in shown.stdout
+    typo = _manage("tracify_flush", "--batch-size", "0")
+    assert typo.returncode == tracify_flush.EXIT_USAGE != tracify_flush.EXIT_UNAUTHORISED
+    assert "--batch-size: '0' is not a whole number" in typo.stderr

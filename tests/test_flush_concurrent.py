@@ -52,8 +52,8 @@ def status_counts(database: OutboxDatabase) -> dict[str, int]:
 
 
 def sent_by(flusher: Started) -> int:
-    # The summary lines on stdout, one per pass: "2025-03-01 12:00:05 sent 480, retried 0, ..."
-    summaries = re.findall(r"^[0-9-]+ [0-9:]+ sent ([0-9]+), retried", flusher.output(), re.M)
+    # The summary lines on stdout, one per pass: "2025-03-01 12:00:05 UTC sent 480, retried 0, ..."
+    summaries = re.findall(r"^[0-9-]+ [0-9:]+ UTC sent ([0-9]+), retried", flusher.output(), re.M)
     return sum(int(n) for n in summaries)
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from django.db import IntegrityError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.utils import timezone
 
+from django_tracify.clock import utc_now
 from django_tracify.events import Event
 from django_tracify.models import MAX_ERROR_LENGTH, OutboxEvent, OutboxStatus
 from django_tracify.routers import outbox_database
@@ -141,7 +141,7 @@ def _new_fields(
         "status": status,
         "dedup_key": dedup_key,
         "last_error": last_error,
-        "created_at": timezone.now(),
+        "created_at": utc_now(),
     }
 
 

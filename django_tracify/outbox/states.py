@@ -11,8 +11,8 @@ from typing import Any, NamedTuple
 from django.db import transaction
 from django.db.models import F, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast, Coalesce
-from django.utils import timezone
 
+from django_tracify.clock import utc_now
 from django_tracify.models import MAX_ERROR_LENGTH, OutboxEvent, OutboxStatus
 from django_tracify.routers import outbox_database
 
@@ -23,7 +23,7 @@ def retry_now(queryset: QuerySet[OutboxEvent]) -> int:
     return queryset.filter(status__in=retryable).update(
         status=OutboxStatus.PENDING,
         attempts=0,
-        next_attempt_at=timezone.now(),
+        next_attempt_at=utc_now(),
         claim_token=None,
         lease_expires_at=None,
         given_up_at=None,
@@ -37,7 +37,7 @@ def discard(queryset: QuerySet[OutboxEvent]) -> int:
         claim_token=None,
         lease_expires_at=None,
         # Retention counts from when they were given up on; a dead row keeps its date.
-        given_up_at=Coalesce("given_up_at", Value(timezone.now())),
+        given_up_at=Coalesce("given_up_at", Value(utc_now())),
     )
 
 
@@ -108,7 +108,7 @@ def mark_dead(
 ) -> int:
     return _claimed(token, ids, using).update(
         status=OutboxStatus.DEAD,
-        given_up_at=now or timezone.now(),
+        given_up_at=now or utc_now(),
         attempts=F("attempts") + 1,
         last_error=error[:MAX_ERROR_LENGTH],
         last_http_status=http_status,

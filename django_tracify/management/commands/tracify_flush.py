@@ -5,26 +5,49 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import (
+    BaseCommand,
+    CommandError,
+    CommandParser,
+    DjangoHelpFormatter,
+)
 from django.db import close_old_connections
-from django.utils import timezone
+from django.db.models import Count
 
 from django_tracify import delivery, outbox
 from django_tracify.apps import prometheus_wanted
+from django_tracify.clock import format_utc, utc_now
 from django_tracify.conf import settings
 from django_tracify.delivery import FlushResult
+from django_tracify.models import OutboxEvent
 from django_tracify.routers import outbox_database
 
 logger = logging.getLogger("django_tracify")
 
 EXIT_UNAUTHORISED = 2
 EXIT_UNREACHABLE = 3
+# Not argparse's 2, which is the refused key's: a typo in a cron line must not look like one.
+EXIT_USAGE = 64
+EXIT_CODES = f"""\
+exit status (a single pass; --loop runs until stopped and exits 0):
+  0   the pass ran: events sent, nothing due, or failures left to retry later
+  1   an error, e.g. the outbox database could not be reached
+  {EXIT_UNAUTHORISED}   Tracify refused the API key (TRACIFY['API_KEY']); nothing sent, events kept
+  {EXIT_UNREACHABLE}   Tracify was unreachable for the whole pass (DNS, firewall, TLS); events kept
+  {EXIT_USAGE}  bad command-line arguments
+"""
+NOTHING_DUE = "nothing to send: the outbox has no due events"
+SHOWN_IDS = 10
 PROGRESS_MIN_BACKLOG = 5_000
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -40,6 +63,14 @@ class Command(BaseCommand):
         "Send due outbox events to Tracify. One pass by default; --loop keeps flushing until "
         "SIGTERM/SIGINT (the batch in flight is finished first)."
     )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(
+            prog_name, subcommand, epilog=EXIT_CODES, formatter_class=_HelpFormatter, **kwargs
+        )
+        if parser.called_from_command_line:
+            parser.error = partial(_usage_error, parser)  # type: ignore[method-assign]
+        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--loop", action="store_true", help="Flush forever, every --interval.")
@@ -64,11 +95,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run",
             action="store_true",
-            help="Print the requests a pass would make; send nothing, change nothing.",
+            help="Say what a pass would send (events and requests by type, oversize events "
+            "it would mark dead); send nothing, change nothing. -v 2 also prints each request "
+            "and its body.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity: int = options["verbosity"]
+        self.idle = False
         batch_size: int | None = options["batch_size"]
         limit: int | None = options["limit"]
         if options["dry_run"]:
@@ -81,6 +115,12 @@ class Command(BaseCommand):
                     from django_tracify import metrics
 
                     metrics.serve()
+                if self.verbosity >= 1:
+                    self.stdout.write(
+                        f"flushing every {options['interval']:g} s from database "
+                        f"'{outbox_database()}' to {_host(settings.ENDPOINT)}; "
+                        "SIGTERM or Ctrl-C stops after the batch in flight"
+                    )
                 self._loop(stop, options["interval"], batch_size, limit)
                 return
             result = self._pass(stop, batch_size, limit)
@@ -122,8 +162,15 @@ class Command(BaseCommand):
                 progress=progress,
             )
         idle = not (result.requests or result.left or result.errors)
+        was_idle, self.idle = self.idle, idle
+        if idle and self.verbosity == 1 and not was_idle:
+            # Once per quiet spell: a loop does not repeat it every interval.
+            line = f"{format_utc(utc_now())} {NOTHING_DUE}"
+            if result.waiting_retry:
+                line += f" ({result.waiting_retry:,} wait for a retry: {result.retry_error})"
+            self.stdout.write(line)
         if self.verbosity >= 2 or (self.verbosity >= 1 and not idle):
-            line = f"{timezone.now():%Y-%m-%d %H:%M:%S} {result.summary()}"
+            line = f"{format_utc(utc_now())} {result.summary()}"
             failed = result.unauthorised or result.unreachable
             self.stdout.write(self.style.ERROR(line) if failed else line)
         return result
@@ -136,7 +183,7 @@ class Command(BaseCommand):
         if self.verbosity < 1 or not self.stdout.isatty():
             yield None
             return
-        backlog = outbox.count_due(now=timezone.now(), using=outbox_database())
+        backlog = outbox.count_due(now=utc_now(), using=outbox_database())
         if limit is not None:
             backlog = min(backlog, limit)
         if backlog < PROGRESS_MIN_BACKLOG:
@@ -157,30 +204,80 @@ class Command(BaseCommand):
             self.stdout.write("")
 
     def _dry_run(self, batch_size: int | None, limit: int | None) -> None:
-        count = events = too_big = 0
+        """A summary of what a pass would do; each request and its body too with -v 2."""
+        requests = size = 0
+        sending: Counter[str] = Counter()
+        dying: Counter[str] = Counter()
+        oversize_ids: list[int] = []
         for step in delivery.plan(batch_size=batch_size, limit=limit):
             if isinstance(step, delivery.OversizeEvent):
-                too_big += 1
-                if self.verbosity >= 1:
+                oversize_ids.append(step.event_id)
+                dying += _types([step.event_id])
+                if self.verbosity >= 2:
                     self.stdout.write(
                         f"event #{step.event_id}: {step.size:,} bytes alone, over "
                         "TRACIFY['MAX_BODY_BYTES']: would be marked dead, not sent"
                     )
                 continue
-            count += 1
-            events += len(step.event_ids)
-            if self.verbosity >= 1:
+            requests += 1
+            size += len(step.body)
+            sending += _types(step.event_ids)
+            if self.verbosity >= 2:
                 ids = ", ".join(f"#{event_id}" for event_id in step.event_ids)
                 self.stdout.write(
-                    f"request {count}: {len(step.event_ids)} events, "
+                    f"request {requests}: {len(step.event_ids)} events, "
                     f"{len(step.body):,} bytes to {settings.ENDPOINT} ({ids})"
                 )
                 self.stdout.write(step.body.decode())
-        if self.verbosity >= 1:
-            line = f"dry run: would send {events} events in {count} requests"
-            if too_big:
-                line += f"; {too_big} too big would be marked dead unsent"
-            self.stdout.write(line)
+        if self.verbosity < 1:
+            return
+        events = sum(sending.values())
+        if not (events or oversize_ids):
+            self.stdout.write(f"dry run: {NOTHING_DUE}")
+            return
+        self.stdout.write(
+            f"dry run: would send {events:,} events in {requests:,} requests "
+            f"({size:,} bytes) to {_host(settings.ENDPOINT)}"
+        )
+        if events:
+            self.stdout.write(f"  by type: {_by_type(sending)}")
+        if oversize_ids:
+            shown = ", ".join(f"#{event_id}" for event_id in oversize_ids[:SHOWN_IDS])
+            more = (
+                f" and {len(oversize_ids) - SHOWN_IDS:,} more"
+                if len(oversize_ids) > SHOWN_IDS
+                else ""
+            )
+            self.stdout.write(
+                f"  would mark {len(oversize_ids):,} dead unsent, each alone over "
+                f"TRACIFY['MAX_BODY_BYTES'] ({_by_type(dying)}): {shown}{more}"
+            )
+        if self.verbosity < 2:
+            self.stdout.write("  (-v 2 prints each request and its body)")
+
+
+def _types(ids: list[int]) -> Counter[str]:
+    rows = OutboxEvent.objects.using(outbox_database()).filter(id__in=ids)
+    return Counter(dict(rows.order_by().values_list("event_type").annotate(n=Count("id"))))
+
+
+def _by_type(counts: Counter[str]) -> str:
+    return ", ".join(f"{kind} {count:,}" for kind, count in sorted(counts.items()))
+
+
+def _host(url: str) -> str:
+    """The endpoint's host (and port): never its path or credentials."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+class _HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Django's option order; the exit status table kept as laid out."""
+
+
+def _usage_error(parser: CommandParser, message: str) -> NoReturn:
+    parser.print_usage(sys.stderr)
+    parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")
 
 
 @contextmanager

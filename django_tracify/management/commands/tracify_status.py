@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
 from django_tracify import outbox_report
+from django_tracify.clock import as_utc, format_utc, utc_now
 from django_tracify.models import OutboxStatus
 from django_tracify.outbox_report import OutboxReport
 from django_tracify.routers import outbox_database
@@ -27,7 +27,7 @@ def duration(seconds: float) -> str:
 def when(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "never"
-    return f"{moment:%Y-%m-%d %H:%M:%S %Z} ({duration((now - moment).total_seconds())} ago)"
+    return f"{format_utc(moment)} ({duration((as_utc(now) - as_utc(moment)).total_seconds())} ago)"
 
 
 class Command(BaseCommand):
@@ -51,7 +51,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        now = timezone.now()
+        now = utc_now()
         report = outbox_report.read(outbox_database(), now)
         max_lag: float | None = options["max_lag"]
         over = max_lag is not None and report.lag_seconds > max_lag
