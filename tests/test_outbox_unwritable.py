@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ from django.test import Client
 
 import django_tracify as tracify
 from django_tracify import capture_problems, outbox_pause
+from tests import unix_socket_http
 from tests.conftest import BROWSER_UA
 from tests.process_fixtures import OutboxDatabase, Processes, database_alias, wait_until
 from tests.services import REPO_ROOT, PostgresServer
@@ -157,37 +157,11 @@ def test_after_a_failed_write_the_next_request_does_not_wait_for_the_outbox(
     assert capture_problems.unsaved() == {capture_problems.OUTBOX_UNWRITABLE: 4}
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(str(self.socket_path))
-
-
 def get(path: Path, url: str) -> int:
     # Below gunicorn's 30 s worker timeout: a worker that hangs fails the test, not restarts.
-    connection = UnixHTTPConnection(path, timeout=20)
-    try:
-        headers = {"User-Agent": BROWSER_UA, "X-Forwarded-For": "203.0.113.7"}
-        connection.request("GET", url, headers=headers)
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
-
-
-def answers(path: Path) -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            probe.connect(str(path))
-    except OSError:
-        return False
-    return True
+    return unix_socket_http.get(
+        path, url, {"User-Agent": BROWSER_UA, "X-Forwarded-For": "203.0.113.7"}, timeout=20
+    )
 
 
 @pytest.mark.slow
@@ -224,7 +198,7 @@ def test_a_gunicorn_worker_is_not_held_by_an_outbox_that_never_answers(
             ],
             env,
         )
-        wait_until(lambda: answers(bind), 60, site.output)
+        wait_until(lambda: unix_socket_http.accepts(bind), 60, site.output)
         # One sync worker: each request waits until the one before it was closed, pageview
         # written (or not) included.
         statuses = [get(bind, url) for url in ("/page/", "/page/", "/product/", "/page/")]

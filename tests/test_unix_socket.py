@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from django_tracify.identity import hash_identity
 from django_tracify.models import OutboxEvent
+from tests import unix_socket_http
 from tests.conftest import BROWSER_UA
 from tests.process_fixtures import OutboxDatabase, Processes, wait_until
 from tests.services import REPO_ROOT
@@ -34,31 +34,10 @@ def bind(server: str, path: Path) -> list[str]:
     return ["--bind", f"unix:{path}"] if server == "gunicorn" else ["--uds", str(path)]
 
 
-def get_over(path: Path, target: str, forwarded_for: str) -> bytes:
+def get_over(path: Path, target: str, forwarded_for: str) -> int:
     """GET `target` over the unix socket as nginx sends it on: one X-Forwarded-For header."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        connection.settimeout(30)
-        connection.connect(str(path))
-        connection.sendall(
-            (
-                f"GET {target} HTTP/1.1\r\nHost: shop.example.com\r\n"
-                f"User-Agent: {BROWSER_UA}\r\nX-Forwarded-For: {forwarded_for}\r\n"
-                "Connection: close\r\n\r\n"
-            ).encode()
-        )
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
-    return answer
-
-
-def accepts(path: Path) -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            probe.connect(str(path))
-    except OSError:
-        return False
-    return True
+    headers = {"Host": "shop.example.com", "User-Agent": BROWSER_UA}
+    return unix_socket_http.get(path, target, {**headers, "X-Forwarded-For": forwarded_for}, 30)
 
 
 @pytest.mark.slow
@@ -79,10 +58,9 @@ def test_behind_nginx_on_a_unix_socket_the_visitor_is_the_address_nginx_appended
     site = processes.start(
         server, [sys.executable, *SERVERS[server], *bind(server, sock), APPS[server]], env
     )
-    wait_until(lambda: accepts(sock), 60, site.output)
+    wait_until(lambda: unix_socket_http.accepts(sock), 60, site.output)
 
-    answer = get_over(sock, "/page/", f"{SPOOFED}, {VISITOR}")
-    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert get_over(sock, "/page/", f"{SPOOFED}, {VISITOR}") == 200
     rows = OutboxEvent.objects.using(sqlite_outbox.alias)
     wait_until(rows.exists, 30, site.output)
     [pageview] = rows.all()
