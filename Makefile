@@ -29,6 +29,7 @@ system-deps:
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy django_tracify tracify_receiver
@@ -52,7 +53,7 @@ tox: $(BIN)/.installed
 tox-django6: $(BIN)/.installed
 	$(BIN)/tox run -e py312-django61
 
-# The wheel and sdist for PyPI, checked as PyPI checks them (tests/test_packaging.py does the same).
+# The wheel and sdist for PyPI, checked as PyPI checks them (tests/tools/test_packaging.py does the same).
 dist: $(BIN)/.installed
 	rm -rf dist
 	$(BIN)/python -m build --outdir dist .

@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bots.py [--length 8192] [--runs 200]
 
 Each run makes a fresh, unique browser-like user agent of --length characters (so no cache
-answers), and times crawlerdetect on all of it and django_tracify.bots.is_bot on it, in turn.
+answers), and times crawlerdetect on all of it and django_tracify.capture.bots.is_bot on it,
+in turn.
 Prints the medians and their ratio.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from django_tracify.bots import MAX_USER_AGENT_CHECKED, _detector, is_bot
+from django_tracify.capture.bots import MAX_USER_AGENT_CHECKED, _detector, is_bot
 
 BROWSER = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -8,7 +8,7 @@ share the flusher's GIL. For each database (a SQLite file; the PostgreSQL or Mar
 tests/services/) and batch size 1, 100 and 500, the same events are delivered, alternately (A B,
 then B A), by:
 
-- flush: `django_tracify.delivery.flush(batch_size=...)`, claims, leases and all;
+- flush: `django_tracify.delivery.flushing.flush(batch_size=...)`, claims, leases and all;
 - reference: read due rows in id order, POST them with one requests.Session, mark them sent
   with one UPDATE; no claiming, no retries.
 
@@ -158,8 +158,8 @@ def template_payload() -> dict[str, Any]:
     """A valid conversion event, as track_conversion stores it."""
     from django.test import RequestFactory
 
-    from django_tracify.context import context_from_request
-    from django_tracify.events import build_conversion
+    from django_tracify.capture.context import context_from_request
+    from django_tracify.events.builders import build_conversion
 
     request = RequestFactory().get(
         "/checkout/thanks",
@@ -184,7 +184,7 @@ def sent_count(alias: str) -> int:
 
 
 def run_flush(alias: str, batch_size: int, endpoint: str) -> int:
-    from django_tracify.delivery import flush
+    from django_tracify.delivery.flushing import flush
 
     with outbox_on(alias):
         return flush(batch_size=batch_size).sent
@@ -268,7 +268,7 @@ def memory_child(alias: str, databases: dict[str, Any], endpoint: str) -> None:
     setup_django(databases, endpoint)
     from django.db import connections
 
-    from django_tracify.delivery import flush
+    from django_tracify.delivery.flushing import flush
 
     with outbox_on(alias):
         connections[alias].ensure_connection()

@@ -24,7 +24,7 @@ from django.conf import settings
 
 settings.configure()
 
-from django_tracify.client import TracifyClient, encode_body, encode_event  # noqa: E402
+from django_tracify.delivery.client import TracifyClient, encode_body, encode_event  # noqa: E402
 from tracify_receiver import Receiver  # noqa: E402
 
 TOKEN = "bench-key"

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/retry_schedule.py [--events 10000] [--outage-hours 8]
 
-Draws the schedule with django_tracify.backoff.retry_delay (the flusher's own function; no
+Draws the schedule with django_tracify.delivery.backoff.retry_delay (the flusher's own function; no
 database, no network) for events whose every attempt fails, and prints, for the old defaults
 (MAX_ATTEMPTS 12) and the current ones (no attempt limit, MAX_AGE_SECONDS 7 days), with
 BACKOFF_BASE_SECONDS 30 and BACKOFF_MAX_SECONDS 6 h:
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from django_tracify.backoff import retry_delay
+from django_tracify.delivery.backoff import retry_delay
 
 BASE, CAP, MAX_AGE = 30.0, 6 * 3600.0, 7 * 86_400.0
 

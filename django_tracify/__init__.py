@@ -13,7 +13,7 @@ from django_tracify.errors import TracifyError, TracifyValidationError
 from django_tracify.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
-    from django_tracify.tracking import (
+    from django_tracify.capture.tracking import (
         acapture_identity,
         atrack_addtocart,
         atrack_conversion,
@@ -55,5 +55,5 @@ __all__ = [
 
 # Every public name not defined above comes from tracking.py, imported on first use.
 __getattr__ = lazy_exports(
-    __name__, {name: "django_tracify.tracking" for name in __all__ if name not in globals()}
+    __name__, {name: "django_tracify.capture.tracking" for name in __all__ if name not in globals()}
 )

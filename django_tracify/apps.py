@@ -12,7 +12,7 @@ class TracifyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_tracify import receivers
+        from django_tracify.capture import receivers
         from django_tracify.checks import (
             check_database,
             check_middleware,
@@ -26,7 +26,7 @@ class TracifyConfig(AppConfig):
         checks.register(check_database, "tracify", checks.Tags.database)
         receivers.connect()
         if prometheus_wanted():
-            from django_tracify import metrics
+            from django_tracify.delivery import metrics
 
             metrics.install()
 

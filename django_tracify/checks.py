@@ -13,7 +13,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
 
-from django_tracify.client_ip import proxy_settings_problem
+from django_tracify.capture.client_ip import proxy_settings_problem
 from django_tracify.conf import DEFAULTS, settings
 from django_tracify.outbox.claiming import can_claim_concurrently
 

@@ -37,7 +37,7 @@ else:
                 "5.2 the backport: pip install django-tasks"
             ) from err
 
-from django_tracify import delivery
+from django_tracify.delivery import flushing
 from django_tracify.routers import outbox_database
 
 __all__ = [
@@ -60,12 +60,12 @@ STALE_RUN_SECONDS = 3600
 
 @task
 def flush_outbox(batch_size: int | None = None, limit: int | None = None) -> dict[str, Any]:
-    """Deliver due outbox events to Tracify: one `delivery.flush()` pass.
+    """Deliver due outbox events to Tracify: one `flushing.flush()` pass.
 
     Safe to overlap with other flushers; a refused key or an unreachable Tracify is logged
     and recorded (admin, tracify_status), and the events wait in the outbox.
     """
-    return delivery.flush(batch_size=batch_size, limit=limit).as_task_result()
+    return flushing.flush(batch_size=batch_size, limit=limit).as_task_result()
 
 
 @task(takes_context=True)
@@ -80,7 +80,7 @@ def flush_outbox_periodically(
     Start it with `manage.py tracify_tasks_flush`, which starts no second chain.
     """
     try:
-        return delivery.flush(batch_size=batch_size).as_task_result()
+        return flushing.flush(batch_size=batch_size).as_task_result()
     finally:
         after = timezone.now() + timedelta(seconds=interval_seconds)
         context.task_result.task.using(run_after=after).enqueue(

@@ -6,7 +6,7 @@
 Interactive mode listens on 127.0.0.1:8000 (shop) and 127.0.0.1:8765 (receiver); set
 DEMO_SHOP_PORT / DEMO_RECEIVER_PORT to move them. Its SQLite database is .demo/db.sqlite3.
 Scripted mode uses free ports and a throw-away database, so it can run anywhere, e.g. in CI.
-The test tests/test_demo_e2e.py drives the same processes with Chromium through `Demo`.
+The test tests/e2e/test_demo_e2e.py drives the same processes with Chromium through `Demo`.
 """
 
 from __future__ import annotations

@@ -135,7 +135,7 @@ def journey_events(received: dict[str, Any], journey: Journey) -> list[dict[str,
 
 def check_received(received: dict[str, Any], journey: Journey) -> list[str]:
     """What is missing or wrong in what the receiver accepted about the journey; [] if all ok."""
-    from django_tracify.identity import hash_email
+    from django_tracify.events.identity import hash_email
 
     problems = []
     rejected = received["counters"]["rejected"]

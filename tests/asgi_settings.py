@@ -1,4 +1,4 @@
-"""Settings for the uvicorn site of tests/test_asgi.py: tests/async_views.py behind
+"""Settings for the uvicorn site of tests/capture/test_asgi.py: tests/async_views.py behind
 TracifyMiddleware, the outbox in the test's database (tests/process_settings.py)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Async views that track events: the URLconf of tests/test_event_loop.py and of the uvicorn
-site of tests/test_asgi.py (tests/asgi_settings.py)."""
+"""Async views that track events: the URLconf of tests/capture/test_event_loop.py and of the uvicorn
+site of tests/capture/test_asgi.py (tests/asgi_settings.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings of the gunicorn site in tests/test_middleware_cache_server.py: Django's per-site
+"""Settings of the gunicorn site in tests/capture/test_middleware_cache_server.py: Django's per-site
 cache in its documented order around TracifyMiddleware, and the tests/cache_views.py pages."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.test import RequestFactory, override_settings
 
-from django_tracify import capture_problems, outbox_pause
+from django_tracify.outbox import capture_problems, pause
 from tests import settings as test_settings
 
 # Without django-celery-beat (the Django 6.1 env: it requires Django<6.1) these cannot run.
@@ -31,10 +31,10 @@ BROWSER_UA = (
 @pytest.fixture(autouse=True)
 def fresh_process_state() -> Iterator[None]:
     """Each test starts as a fresh process would: no paused outbox, no unsaved counts."""
-    outbox_pause.resume()
+    pause.resume()
     capture_problems.forget_unsaved()
     yield
-    outbox_pause.resume()
+    pause.resume()
     capture_problems.forget_unsaved()
 
 

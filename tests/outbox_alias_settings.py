@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-from django_tracify import outbox_pause
+from django_tracify.outbox import pause
 from tests.settings import *  # noqa: F403
 from tests.settings import TRACIFY as BASE_TRACIFY
 
@@ -36,4 +36,4 @@ LOGGING = {
 }
 
 # However slow this machine, the test's requests all come within the first pause.
-outbox_pause.PAUSE_SECONDS = 600.0
+pause.PAUSE_SECONDS = 600.0

@@ -10,7 +10,7 @@ import pytest
 
 import django_tracify
 import django_tracify.testing
-from django_tracify import tracking
+from django_tracify.capture import tracking
 from django_tracify.testing import capture
 
 
@@ -33,7 +33,7 @@ def test_loading_the_pytest_plugin_imports_neither_django_models_nor_tracking() 
         "import sys, django_tracify.testing.pytest_plugin\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('django_tracify'))\n"
         "print(loaded)\n"
-        "assert 'django_tracify.tracking' not in loaded, loaded\n"
+        "assert 'django_tracify.capture.tracking' not in loaded, loaded\n"
         "assert 'django.db.models' not in sys.modules\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

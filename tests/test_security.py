@@ -18,10 +18,10 @@ from django.test import Client
 from django.utils import timezone
 
 import django_tracify as tracify
-from django_tracify.client import TracifyClient
+from django_tracify.capture.context import context_from_request
 from django_tracify.conf import settings as tracify_conf
-from django_tracify.context import context_from_request
-from django_tracify.delivery import flush
+from django_tracify.delivery.client import TracifyClient
+from django_tracify.delivery.flushing import flush
 from django_tracify.errors import TracifyError, TracifyValidationError
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
 from tracify_receiver import Receiver

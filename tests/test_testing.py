@@ -14,8 +14,8 @@ from django.db import transaction
 from django.test import TestCase, override_settings
 
 import django_tracify as tracify
-from django_tracify import delivery
-from django_tracify.client import TracifyClient
+from django_tracify.delivery import flushing
+from django_tracify.delivery.client import TracifyClient
 from django_tracify.models import OutboxEvent, OutboxStatus
 from django_tracify.testing import (
     NetworkBlocked,
@@ -120,12 +120,12 @@ def test_no_flush_reaches_tracify_while_captured(
     with capture_tracking() as tracked:
         tracify.track_purchase(ORDER, request=shop_request("/checkout/"))
         with pytest.raises(NetworkBlocked, match="while tracking was captured; nothing was sent"):
-            delivery.flush()
+            flushing.flush()
     tracked.assert_tracked("purchase", order_id="1001")
     assert receiver.accepted_events() == []
     assert OutboxEvent.objects.get().status == OutboxStatus.PENDING
     # After the block the flush sends again.
-    assert delivery.flush().sent == 1
+    assert flushing.flush().sent == 1
     assert len(receiver.accepted_events()) == 1
 
 
@@ -134,7 +134,7 @@ def test_block_network_false_lets_the_flush_send(
 ) -> None:
     with capture_tracking(block_network=False) as tracked:
         tracify.track_purchase(ORDER, request=shop_request("/checkout/"))
-        assert delivery.flush().sent == 1
+        assert flushing.flush().sent == 1
     tracked.assert_tracked("purchase", order_id="1001")
     assert len(receiver.accepted_events()) == 1
 
@@ -145,7 +145,7 @@ def test_the_pytest_fixture(
     tracify.track_purchase(ORDER, request=shop_request("/checkout/"))
     tracify_events.assert_tracked("purchase", order_id="1001", amount="25.00")
     with pytest.raises(NetworkBlocked):
-        delivery.flush()
+        flushing.flush()
     assert receiver.accepted_events() == []
 
 

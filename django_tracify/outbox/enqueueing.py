@@ -11,7 +11,7 @@ from django.db import IntegrityError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from django_tracify.clock import utc_now
-from django_tracify.events import Event
+from django_tracify.events.builders import Event
 from django_tracify.models import MAX_ERROR_LENGTH, OutboxEvent, OutboxStatus
 from django_tracify.routers import outbox_database
 

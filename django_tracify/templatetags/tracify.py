@@ -4,7 +4,7 @@ The tags render nothing. The event is built from the template context's `request
 `django.template.context_processors.request` context processor), else from the request made
 current by TracifyMiddleware. In production (RAISE_ERRORS off) a failure is logged, never
 raised into the template. Rendered in an async view's event loop, a tag's event is written
-when the view returns (django_tracify.event_loop).
+when the view returns (django_tracify.capture.event_loop).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from django import template
 from django.http import HttpRequest
 
-from django_tracify.tracking import track_addtocart, track_productview, track_purchase
+from django_tracify.capture.tracking import track_addtocart, track_productview, track_purchase
 
 register = template.Library()
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
-from django_tracify.client import TracifyClient
+from django_tracify.delivery.client import TracifyClient
 from django_tracify.routers import outbox_database
 
 _MISSING = object()

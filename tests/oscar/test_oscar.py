@@ -13,8 +13,8 @@ from oscar.apps.address.models import Country
 from oscar.apps.order.models import Order
 from oscar.test import factories
 
-from django_tracify.context import activate, context_from_request
-from django_tracify.identity import hash_email, hash_identity
+from django_tracify.capture.context import activate, context_from_request
+from django_tracify.events.identity import hash_email, hash_identity
 from django_tracify.models import OutboxEvent
 from tests.conftest import BROWSER_UA
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django_tracify.orders import OrderData, OrderLine
+from django_tracify.events.orders import OrderData, OrderLine
 
 
 def order_data(order: Any) -> OrderData:

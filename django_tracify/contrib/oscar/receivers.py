@@ -15,11 +15,12 @@ from oscar.apps.catalogue.signals import product_viewed
 from oscar.apps.checkout.signals import post_checkout
 from oscar.apps.order.signals import order_placed
 
+from django_tracify.capture.context import current_context
+from django_tracify.capture.tracking import track_addtocart, track_productview, track_purchase
 from django_tracify.conf import settings
-from django_tracify.context import RequestContext, current_context
 from django_tracify.contrib.oscar.adapter import order_data
+from django_tracify.events.context import RequestContext
 from django_tracify.routers import outbox_database
-from django_tracify.tracking import track_addtocart, track_productview, track_purchase
 
 if TYPE_CHECKING:
     from django_tracify.models import OutboxEvent

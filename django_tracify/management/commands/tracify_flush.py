@@ -24,11 +24,12 @@ from django.core.management.base import (
 from django.db import close_old_connections
 from django.db.models import Count
 
-from django_tracify import delivery, outbox
+from django_tracify import outbox
 from django_tracify.apps import prometheus_wanted
 from django_tracify.clock import format_utc, utc_now
 from django_tracify.conf import settings
-from django_tracify.delivery import FlushResult
+from django_tracify.delivery import flushing
+from django_tracify.delivery.flushing import FlushResult
 from django_tracify.models import OutboxEvent
 from django_tracify.routers import outbox_database
 
@@ -112,7 +113,7 @@ class Command(BaseCommand):
         with _stop_on_signals(stop):
             if options["loop"]:
                 if prometheus_wanted() and settings.PROMETHEUS_PORT is not None:
-                    from django_tracify import metrics
+                    from django_tracify.delivery import metrics
 
                     metrics.serve()
                 if self.verbosity >= 1:
@@ -154,7 +155,7 @@ class Command(BaseCommand):
         self, stop: threading.Event, batch_size: int | None, limit: int | None
     ) -> FlushResult:
         with self._progress(batch_size, limit) as progress:
-            result = delivery.flush(
+            result = flushing.flush(
                 batch_size=batch_size,
                 limit=limit,
                 sleep=stop.wait,
@@ -209,8 +210,8 @@ class Command(BaseCommand):
         sending: Counter[str] = Counter()
         dying: Counter[str] = Counter()
         oversize_ids: list[int] = []
-        for step in delivery.plan(batch_size=batch_size, limit=limit):
-            if isinstance(step, delivery.OversizeEvent):
+        for step in flushing.plan(batch_size=batch_size, limit=limit):
+            if isinstance(step, flushing.OversizeEvent):
                 oversize_ids.append(step.event_id)
                 dying += _types([step.event_id])
                 if self.verbosity >= 2:

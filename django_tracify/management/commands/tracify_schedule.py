@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_tracify.schedule import (
+from django_tracify.delivery.schedule import (
     DEFAULT_INTERVAL_SECONDS,
     PERIODIC_TASK_NAME,
     disable_periodic_flush,

@@ -8,10 +8,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_tracify import outbox_report
 from django_tracify.clock import as_utc, format_utc, utc_now
+from django_tracify.delivery import status
+from django_tracify.delivery.status import OutboxReport
 from django_tracify.models import OutboxStatus
-from django_tracify.outbox_report import OutboxReport
 from django_tracify.routers import outbox_database
 
 
@@ -52,7 +52,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         now = utc_now()
-        report = outbox_report.read(outbox_database(), now)
+        report = status.read(outbox_database(), now)
         max_lag: float | None = options["max_lag"]
         over = max_lag is not None and report.lag_seconds > max_lag
         if options["json"]:
