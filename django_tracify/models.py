@@ -27,9 +27,7 @@ class OutboxEvent(models.Model):
     id = models.BigAutoField(primary_key=True)
     event_type = models.CharField(max_length=32)
     payload = models.JSONField(help_text="The exact event body that is sent to Tracify.")
-    status = models.CharField(
-        max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING
-    )
+    status = models.CharField(max_length=16, choices=OutboxStatus, default=OutboxStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=utc_now)
     dedup_key = models.CharField(max_length=255, null=True, blank=True, unique=True)

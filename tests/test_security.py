@@ -212,7 +212,7 @@ def test_excluded_url_parameters_are_dropped_before_anything_is_stored(
         "reset_code": "zqsecret-code-991",
         "gclid": "zqsecret-gclid-abc",
     }
-    client = Client(HTTP_USER_AGENT="Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0")
+    client = Client(headers={"user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0"})
     landing = client.get("/go/?" + urlencode({"utm_source": "newsletter", **secrets}))
     assert landing.status_code == 302
     # Between the landing redirect and the next page the parameters wait in the session.

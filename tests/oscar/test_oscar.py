@@ -31,7 +31,7 @@ GUEST_EMAIL = "Guest.Buyer@Example.com"
 @pytest.fixture
 def browser() -> Client:
     return Client(
-        HTTP_HOST="shop.example.com", HTTP_USER_AGENT=BROWSER_UA, REMOTE_ADDR="203.0.113.7"
+        headers={"host": "shop.example.com", "user-agent": BROWSER_UA}, REMOTE_ADDR="203.0.113.7"
     )
 
 

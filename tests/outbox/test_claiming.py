@@ -220,7 +220,7 @@ def test_rows_stored_read_back_as_returned_and_show_in_the_query_log(
         stored, created = outbox.store(Event("purchase", payload, "purchase:A-1"))
         assert outbox.add(Event("pageview", {"type": "pageview"}))
     assert created
-    # The INSERTs (bound server-side on PostgreSQL) still reach Django's query log.
+    # The INSERT statements (bound server-side on PostgreSQL) still reach Django's query log.
     assert sum("INSERT INTO" in query["sql"] for query in queries.captured_queries) == 2
     fresh = OutboxEvent.objects.using(alias).get(id=stored.id)
     fields = [field.attname for field in OutboxEvent._meta.concrete_fields]
