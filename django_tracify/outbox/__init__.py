@@ -1,7 +1,9 @@
 """The outbox rows; this package is the only code that changes them.
 
-enqueueing: new rows, one INSERT each. claiming: taking due rows for one flusher. states:
-settle, requeue, retry, discard and retention of the rows already there.
+In a row's life: enqueueing writes it (one INSERT each, in the caller's transaction), unless
+the outbox database just failed and tracking pauses (pause), the lost events counted by kind
+(capture_problems); claiming takes due rows for one flusher; states settles, requeues,
+retries, discards and expires the rows already there.
 """
 
 from django_tracify.outbox.claiming import claim_batch
