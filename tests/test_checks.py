@@ -65,7 +65,7 @@ def test_a_bad_trusted_proxy_is_named(tracify_settings: Callable[..., None]) -> 
 def test_a_missing_key_with_tracking_off_is_a_warning_not_an_error(
     tracify_settings: Callable[..., None],
 ) -> None:
-    """The README's settings on a machine without the variables: every command still runs."""
+    """The quick start's settings on a machine without the variables: every command still runs."""
     tracify_settings(API_KEY=None, CUSTOMER_SITE_ID=None, ENABLED=False)
     (warning,) = check_settings()
     assert warning.id == "tracify.W003"
