@@ -10,7 +10,7 @@ _pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
 project = "django-tracify"
 author = "django-tracify developers"
 copyright = "django-tracify developers"
-release = re.search(r'^version = "(.+)"$', _pyproject, flags=re.MULTILINE)[1]  # type: ignore[index]
+release = re.search(r'^version = "(.+)"$', _pyproject, flags=re.MULTILINE)[1]
 version = release
 
 extensions = ["myst_parser"]
