@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYENV_BINS := $(shell root=$$(pyenv root 2>/dev/null) && ls -d $$root/versions/3.1[0-3].*/bin 2>/dev/null | paste -sd: -)
 export PATH := $(if $(PYENV_BINS),$(PATH):$(PYENV_BINS),$(PATH))
 
-.PHONY: test lint typecheck pytest tox tox-django6 demo system-deps clean test-oscar dist
+.PHONY: test lint typecheck docs pytest tox tox-django6 demo system-deps clean test-oscar dist
 
 # The system packages first: pip builds mysqlclient (the mysql extra) against their headers.
 # Where those headers are missing (not root), the MariaDB tests skip instead of the whole
@@ -15,7 +15,7 @@ export PATH := $(if $(PYENV_BINS),$(PATH):$(PYENV_BINS),$(PATH))
 $(BIN)/.installed: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[celery,test,lint,oscar]' tox
+	$(BIN)/pip install --quiet -e '.[celery,test,lint,oscar,docs]' tox
 	if pkg-config --exists mysqlclient 2>/dev/null; then \
 		$(BIN)/pip install --quiet -e '.[mysql]'; \
 	else \
@@ -41,7 +41,11 @@ pytest: $(BIN)/.installed
 	$(BIN)/pytest --ds=tests.oscar.settings --no-migrations -m oscar tests/oscar \
 		--cov --cov-append --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
-test: lint pytest
+# The manual (docs/, Sphinx): every warning, a broken cross-reference included, is an error.
+docs: $(BIN)/.installed
+	$(BIN)/sphinx-build -W --keep-going -n -b html docs docs/_build/html
+
+test: lint docs pytest
 
 # contrib.oscar against a real django-oscar shop: Oscar's INSTALLED_APPS need their own run.
 test-oscar: $(BIN)/.installed
@@ -63,4 +67,4 @@ demo: $(BIN)/.installed
 	$(BIN)/python example_project/demo.py
 
 clean:
-	rm -rf $(VENV) .tox .services .coverage htmlcov artifacts .demo
+	rm -rf $(VENV) .tox .services .coverage htmlcov artifacts .demo docs/_build

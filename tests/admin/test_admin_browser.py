@@ -1,7 +1,7 @@
 """The outbox admin in Debian's Chromium, driven by Playwright against pytest-django's live server.
 
-Screenshots are saved under artifacts/; artifacts/admin-changelist.png is the README's picture
-(copy it to docs/admin.png when the admin's look changes).
+Screenshots are saved under artifacts/; artifacts/admin-changelist.png is the admin's picture in
+the docs (copy it to docs/admin.png when the admin's look changes).
 """
 
 from __future__ import annotations

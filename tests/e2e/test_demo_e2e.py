@@ -1,4 +1,4 @@
-"""The README's demo end to end: a shopper in Chromium, the example shop, a flush, the receiver.
+"""The demo end to end: a shopper in Chromium, the example shop, a flush, the receiver.
 
 Starts the processes `make demo` starts (example_project/demo.py), drives Debian's Chromium
 through a campaign landing, two product pages, the cart and a guest checkout, flushes the

@@ -17,7 +17,7 @@ OPTIONS = ("-p", "no:cacheprovider", "-v", "shop/tests")
 def test_the_example_shops_tracking_tests_pass() -> None:
     example = REPO_ROOT / "example_project"
     # Installed, the package's pytest11 entry point loads the plugin; a source checkout whose
-    # install predates it names the plugin, as the README says.
+    # install predates it names the plugin, as docs/testing.md says.
     installed = any(point.name == PLUGIN for point in entry_points(group="pytest11"))
     plugin = [] if installed else ["-p", PLUGIN]
     done = subprocess.run(

@@ -2,8 +2,8 @@
 of requests with faults, four flushers with one SIGKILLed every few seconds; on PostgreSQL and
 on MariaDB.
 
-The full run is `.venv/bin/python benchmarks/soak.py --minutes 5 [--db mariadb]` (README:
-"Hardening").
+The full run is `.venv/bin/python benchmarks/soak.py --minutes 5 [--db mariadb]` (docs/privacy.md:
+"The soak").
 """
 
 from __future__ import annotations

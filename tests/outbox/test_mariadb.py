@@ -32,7 +32,7 @@ def test_a_mariadb_outbox_passes_every_check(
     ours = [m.id for m in checks.run_checks(databases=[mariadb_outbox.alias]) if is_ours(m)]
     assert ours == ["tracify.W005"]  # an outbox database of its own, without timeouts
 
-    # With the timeouts the README gives for MySQL/MariaDB, nothing is left to report.
+    # With the timeouts docs/scaling.md gives for MySQL/MariaDB, nothing is left to report.
     timeouts = {"connect_timeout": 3, "read_timeout": 3, "write_timeout": 3}
     monkeypatch.setitem(
         connections[mariadb_outbox.alias].settings_dict, "OPTIONS", {**options, **timeouts}

@@ -125,7 +125,7 @@ def silent_outbox(
         "USER": "shop",
         "HOST": "127.0.0.1",
         "PORT": server.port,
-        # As the README says to set; libpq's smallest connect timeout is 2 s.
+        # As docs/scaling.md says to set; libpq's smallest connect timeout is 2 s.
         "OPTIONS": {"connect_timeout": 2, "options": "-c statement_timeout=2000"},
     }
     # However slow this machine, the second request comes within the pause.

@@ -1,5 +1,5 @@
 """The outbox through PgBouncer in transaction pooling mode: the middleware's insert and four
-flusher processes, every connection pooled, configured as the README's "Scaling out" says."""
+flusher processes, every connection pooled, configured as docs/scaling.md says."""
 
 from __future__ import annotations
 
