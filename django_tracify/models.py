@@ -8,8 +8,6 @@ from django.db import models
 
 from django_tracify.clock import utc_now
 
-# How much of an error an outbox row keeps in last_error.
-MAX_ERROR_LENGTH = 2000
 # The index the claim reads pending rows through, in id order.
 STATUS_ID_INDEX = "tracify_status_id"
 

@@ -31,6 +31,7 @@ from django_tracify.delivery.batching import (
 )
 from django_tracify.delivery.client import Answer, Outcome, TracifyClient
 from django_tracify.delivery.signals import announce, send
+from django_tracify.errors import MAX_STORED_ERROR_LENGTH
 from django_tracify.models import FlushState, OutboxStatus
 from django_tracify.outbox.states import waiting_for_retry
 from django_tracify.routers import outbox_database
@@ -428,7 +429,7 @@ def _record_state(result: FlushResult, now: datetime, outcome: str) -> None:
     values: dict[str, Any] = {
         "last_flush_at": now,
         "last_outcome": outcome,
-        "last_message": result.summary()[:2000],
+        "last_message": result.summary()[:MAX_STORED_ERROR_LENGTH],
     }
     if result.sent:
         values["last_success_at"] = now
