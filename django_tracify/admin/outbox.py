@@ -19,8 +19,9 @@ from django.utils.safestring import SafeString
 
 from django_tracify import outbox
 from django_tracify.admin.paginator import EstimatedCountPaginator
-from django_tracify.admin.summary import outbox_summary, redacted
+from django_tracify.admin.summary import outbox_summary
 from django_tracify.clock import as_utc, utc_now
+from django_tracify.conf import without_api_key
 from django_tracify.events.builders import DEDUPLICATED, EVENT_TYPES, dedup_key
 from django_tracify.events.identity import KIND_NAMES
 from django_tracify.models import OutboxEvent, OutboxStatus
@@ -272,7 +273,7 @@ class OutboxEventAdmin(BaseOutboxAdmin):
 
     @admin.display(description="last error")
     def last_error_short(self, obj: OutboxEvent) -> SafeString | str:
-        error = redacted(obj.last_error)
+        error = without_api_key(obj.last_error)
         if len(error) > SHORT_ERROR_LENGTH:
             error_html = format_html(
                 '<span title="{}">{}…</span>', error, error[: SHORT_ERROR_LENGTH - 1]
@@ -287,7 +288,7 @@ class OutboxEventAdmin(BaseOutboxAdmin):
 
     @admin.display(description="last error")
     def last_error_full(self, obj: OutboxEvent) -> str:
-        error = redacted(obj.last_error)
+        error = without_api_key(obj.last_error)
         if error and obj.status == OutboxStatus.SENT:
             return f"{EARLIER_ERROR} {error}"
         return error
@@ -314,4 +315,4 @@ class OutboxEventAdmin(BaseOutboxAdmin):
     @admin.display(description="payload")
     def payload_pretty(self, obj: OutboxEvent) -> SafeString:
         text = json.dumps(obj.payload, indent=2, sort_keys=True, ensure_ascii=False)
-        return format_html('<pre class="tracify-payload">{}</pre>', redacted(text))
+        return format_html('<pre class="tracify-payload">{}</pre>', without_api_key(text))

@@ -9,17 +9,9 @@ from django.db.models import QuerySet
 
 from django_tracify.admin.paginator import COUNT_CAP, capped_count
 from django_tracify.clock import as_utc, utc_now
-from django_tracify.conf import settings
+from django_tracify.conf import without_api_key
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
 from django_tracify.outbox.capture_problems import KindCount, saved_counts
-
-
-def redacted(text: str) -> str:
-    """Defence in depth: whatever a server echoed back, the admin never shows the API key."""
-    api_key = settings.get("API_KEY")
-    if api_key and str(api_key) in text:
-        return text.replace(str(api_key), "[API key]")
-    return text
 
 
 @dataclass(frozen=True)
@@ -91,6 +83,6 @@ def outbox_summary(events: QuerySet[OutboxEvent]) -> OutboxSummary:
         last_success_at=_aware(state.last_success_at),
         last_outcome=state.last_outcome,
         last_outcome_label=state.get_last_outcome_display() if state.last_outcome else "",
-        last_message=redacted(state.last_message),
+        last_message=without_api_key(state.last_message),
         capture_counts=tuple(saved_counts(events.db)),
     )
