@@ -107,18 +107,43 @@ def record(
         if event_type == builders.PAGEVIEW:
             context.pageview.stored, context.pageview.row = True, row
         return row
-    except TracifyValidationError as err:
-        if settings.RAISE_ERRORS:
-            raise
-        ids = _valid_ids(reference)
-        problem = _with_ids(str(err), ids)
-        logger.warning("tracify: %s not recorded: %s", event_type, problem)
-        _keep_invalid(event_type, problem, _invalid_payload(context, ids))
     except Exception as err:
-        if settings.RAISE_ERRORS:
-            raise
-        logger.exception("tracify: %s not recorded: %s", event_type, type(err).__name__)
+        keep = partial(_keep_invalid_call, event_type, context, reference)
+        handle_tracking_error(err, f"{event_type} not recorded", keep_invalid=keep)
     return None
+
+
+def handle_tracking_error(
+    err: Exception,
+    failure: str,
+    *,
+    keep_invalid: Callable[[TracifyValidationError], str] | None = None,
+) -> None:
+    """The rule for an error while tracking: with RAISE_ERRORS (DEBUG by default) it is raised;
+    in production it is logged under `failure` and the page goes on.
+
+    Bad input is logged as a warning, after keep_invalid(err) kept the call as an `invalid`
+    row and returned the problem to log; anything else is logged with its traceback.
+    """
+    if settings.RAISE_ERRORS:
+        raise err
+    if isinstance(err, TracifyValidationError):
+        problem = keep_invalid(err) if keep_invalid is not None else str(err)
+        logger.warning("tracify: %s: %s", failure, problem)
+    else:
+        logger.exception("tracify: %s: %s", failure, type(err).__name__)
+
+
+def _keep_invalid_call(
+    event_type: str,
+    context: RequestContext | None,
+    reference: Callable[[], dict[str, Any]] | None,
+    err: TracifyValidationError,
+) -> str:
+    ids = _valid_ids(reference)
+    problem = _with_ids(str(err), ids)
+    _keep_invalid(event_type, problem, _invalid_payload(context, ids))
+    return problem
 
 
 def _flush_soon() -> None:
@@ -320,9 +345,7 @@ def capture_identity(request: HttpRequest | None = None) -> dict[str, Any] | Non
     try:
         context = resolve_context(request)
     except Exception as err:
-        if settings.RAISE_ERRORS:
-            raise
-        logger.warning("tracify: identity not captured: %s", err)
+        handle_tracking_error(err, "identity not captured")
         return None
     return context.to_snapshot() if context.consented else None
 
