@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django_tracify.admin.paginator import COUNT_CAP, capped_count
 from django_tracify.clock import as_utc, utc_now
 from django_tracify.conf import without_api_key
-from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
+from django_tracify.models import FlushOutcome, FlushState, OutboxEvent, OutboxStatus
 from django_tracify.outbox.capture_problems import KindCount, saved_counts
 
 
@@ -51,7 +51,7 @@ class OutboxSummary:
 
     @property
     def unauthorised(self) -> bool:
-        return self.last_outcome == FlushState.UNAUTHORISED
+        return self.last_outcome == FlushOutcome.UNAUTHORISED
 
 
 def _aware(moment: datetime | None) -> datetime | None:

@@ -30,7 +30,7 @@ from django_tracify.routers import outbox_database
 if TYPE_CHECKING:
     from django_tracify.models import OutboxEvent
 
-logger = logging.getLogger("django_tracify")
+logger = logging.getLogger(__name__)
 
 REQUEST_ATTRIBUTE = "tracify_context"
 

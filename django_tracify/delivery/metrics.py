@@ -25,7 +25,7 @@ from django_tracify.delivery import status
 from django_tracify.models import OutboxEvent
 from django_tracify.routers import outbox_database
 
-logger = logging.getLogger("django_tracify")
+logger = logging.getLogger(__name__)
 
 EVENTS_SENT = Counter("tracify_events_sent", "Events Tracify accepted.", ["event_type"])
 EVENTS_RETRIED = Counter(
