@@ -213,7 +213,7 @@ class OutboxEventAdmin(BaseOutboxAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        summary = outbox_summary(OutboxEvent.objects.using(outbox_database()))
+        summary = outbox_summary(outbox_database())
         return super().changelist_view(
             request, {**(extra_context or {}), "tracify_summary": summary}
         )

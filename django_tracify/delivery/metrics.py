@@ -68,11 +68,11 @@ class OutboxCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         try:
-            report = status.read(outbox_database(), utc_now(), count_sent=False)
+            # The report reads on first use: the families are built here, inside the try.
+            return iter(list(self._families(status.read(outbox_database(), utc_now()))))
         except DatabaseError as err:
             logger.warning("tracify: outbox metrics not read: %s", type(err).__name__)
             return iter(())
-        return self._families(report)
 
     def _families(self, report: status.OutboxReport | None) -> Iterator[Metric]:
         events = GaugeMetricFamily(
