@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REQUEST_ATTRIBUTE = "tracify_context"
+T = TypeVar("T")
 
 
 def request_context(request: HttpRequest, *, look_up_user: bool = True) -> RequestContext:
@@ -161,24 +162,34 @@ def _store(
 ) -> OutboxEvent | None:
     from django_tracify import outbox
 
-    using = outbox_database()
-    if pause.is_paused(using):
-        capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
+    def write() -> tuple[OutboxEvent | None, bool]:
+        return outbox.store(event) if returns_row else (None, outbox.add(event))
+
+    written = _outbox_write(event_type, write)
+    if written is None:
         return None
-    try:
-        if returns_row:
-            row, created = outbox.store(event)
-        else:
-            row, created = None, outbox.add(event)
-    except DatabaseError as err:
-        _write_failed(using, err, event_type)
-        return None
-    capture_problems.save_after_write(using)
+    row, created = written
     if created:
         note_stored(context, event.payload)
         if event_type == builders.PURCHASE and settings.FLUSH_ON_PURCHASE:
             _flush_soon()
     return row
+
+
+def _outbox_write(what: str, write: Callable[[], T]) -> T | None:
+    """write()'s result, or None when the outbox could not be written: the event is counted
+    as lost (capture_problems) and a database error pauses tracking (outbox_pause)."""
+    using = outbox_database()
+    if pause.is_paused(using):
+        capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
+        return None
+    try:
+        result = write()
+    except DatabaseError as err:
+        _write_failed(using, err, what)
+        return None
+    capture_problems.save_after_write(using)
+    return result
 
 
 def _valid_ids(reference: Callable[[], dict[str, Any]] | None) -> dict[str, str]:
@@ -212,18 +223,12 @@ def _invalid_payload(context: RequestContext | None, ids: dict[str, str]) -> dic
 def _keep_invalid(event_type: str, problem: str, payload: dict[str, Any]) -> None:
     from django_tracify import outbox
 
-    using = outbox_database()
-    if pause.is_paused(using):
-        capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
-        return
     try:
-        outbox.record_invalid(event_type, problem, payload)
-    except DatabaseError as err:
-        _write_failed(using, err, f"invalid {event_type}")
+        _outbox_write(
+            f"invalid {event_type}", partial(outbox.record_invalid, event_type, problem, payload)
+        )
     except Exception:
         logger.exception("tracify: could not record the invalid %s in the outbox", event_type)
-    else:
-        capture_problems.save_after_write(using)
 
 
 def _write_failed(using: str, err: DatabaseError, event_type: str) -> None:
