@@ -106,6 +106,11 @@ class FlushState(models.Model):
         state, _ = manager.get_or_create(id=1)
         return state  # type: ignore[no-any-return]
 
+    @classmethod
+    def row(cls, using: str) -> models.QuerySet[FlushState]:
+        """The one row, to read or update; empty before the first flush (load() inserts it)."""
+        return cls.objects.using(using).filter(id=1)
+
 
 class CaptureCount(models.Model):
     """How many events went wrong while being captured, by kind (see capture_problems)."""

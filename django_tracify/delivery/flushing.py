@@ -434,9 +434,9 @@ def _record_state(result: FlushResult, now: datetime, outcome: str) -> None:
     if result.sent:
         values["last_success_at"] = now
     using = outbox_database()
-    if not FlushState.objects.using(using).filter(id=1).update(**values):
+    if not FlushState.row(using).update(**values):
         FlushState.load(using)
-        FlushState.objects.using(using).filter(id=1).update(**values)
+        FlushState.row(using).update(**values)
 
 
 def _log_result(result: FlushResult) -> None:

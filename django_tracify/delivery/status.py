@@ -86,7 +86,7 @@ class OutboxReport:
     @cached_property
     def flush_state(self) -> FlushState:
         # A plain read: FlushState.load() would insert the row.
-        return FlushState.objects.using(self.using).filter(id=1).first() or FlushState()
+        return FlushState.row(self.using).first() or FlushState()
 
     @cached_property
     def capture_counts(self) -> list[capture_problems.KindCount]:
