@@ -23,6 +23,7 @@ from django_tracify.clock import utc_now
 from django_tracify.conf import settings
 from django_tracify.delivery import status
 from django_tracify.models import OutboxEvent
+from django_tracify.outbox.states import UNDELIVERED
 from django_tracify.routers import outbox_database
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class OutboxCollector(Collector):
             labels=["kind"],
         )
         if report is not None:
-            for state in status.UNDELIVERED:
+            for state in UNDELIVERED:
                 events.add_metric([state], report.count(state))
             lag.add_metric([], report.lag_seconds)
             due.add_metric([], report.due)

@@ -15,16 +15,7 @@ from django.db.models import QuerySet
 
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
 from django_tracify.outbox import capture_problems
-from django_tracify.outbox.states import due
-
-# Sent rows are kept for RETENTION_DAYS and can be most of the table: counted on request only.
-UNDELIVERED = (
-    OutboxStatus.PENDING,
-    OutboxStatus.SENDING,
-    OutboxStatus.DEAD,
-    OutboxStatus.DISCARDED,
-    OutboxStatus.INVALID,
-)
+from django_tracify.outbox.states import UNDELIVERED, due
 
 
 def capped_count(queryset: QuerySet[Any], cap: int) -> int:

@@ -22,6 +22,9 @@ RETRYABLE = (OutboxStatus.DEAD, OutboxStatus.DISCARDED, OutboxStatus.PENDING)
 DISCARDABLE = (OutboxStatus.PENDING, OutboxStatus.DEAD)
 # Kept for review for DEAD_RETENTION_DAYS, then deleted.
 GIVEN_UP = (OutboxStatus.DEAD, OutboxStatus.DISCARDED, OutboxStatus.INVALID)
+# Every status but sent: sent rows are kept for RETENTION_DAYS and can be most of the table,
+# so the metrics do not count them.
+UNDELIVERED = (OutboxStatus.PENDING, OutboxStatus.SENDING, *GIVEN_UP)
 
 
 def retry_now(queryset: QuerySet[OutboxEvent]) -> int:
