@@ -77,7 +77,7 @@ def record(
     Nothing is stored for a visitor without consent. An error is logged, and bad input is
     kept as an `invalid` row for the admin, with the request's URL and the ids `reference`
     names (an order id) that are valid. An outbox that cannot be written costs the event,
-    counted (capture_problems), and pauses tracking briefly (outbox_pause). With
+    counted (capture_problems), and pauses tracking briefly (outbox.pause). With
     returns_row=False the stored row is not built (None is returned).
 
     In an event loop's thread (an async view, a template it renders), where Django allows no
@@ -178,7 +178,7 @@ def _store(
 
 def _outbox_write(what: str, write: Callable[[], T]) -> T | None:
     """write()'s result, or None when the outbox could not be written: the event is counted
-    as lost (capture_problems) and a database error pauses tracking (outbox_pause)."""
+    as lost (capture_problems) and a database error pauses tracking (outbox.pause)."""
     using = outbox_database()
     if pause.is_paused(using):
         capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
