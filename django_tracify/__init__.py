@@ -7,6 +7,7 @@ await tracify.atrack_purchase(order)  # in async code
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from django_tracify.errors import TracifyError, TracifyValidationError
@@ -31,7 +32,10 @@ if TYPE_CHECKING:
     )
 
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("django-tracify")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "TracifyError",

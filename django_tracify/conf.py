@@ -261,3 +261,12 @@ def _callable_or_none(value: Any, key: str) -> Callable[..., Any] | None:
 
 settings = Settings()
 setting_changed.connect(settings.forget, dispatch_uid="django_tracify.conf")
+
+# What the API key becomes wherever text might carry it (a server or proxy may echo it back).
+API_KEY_MASK = "[API key]"
+
+
+def without_api_key(text: str, api_key: str | None = None) -> str:
+    """`text` with the API key (by default TRACIFY['API_KEY']) replaced by API_KEY_MASK."""
+    key = settings.get("API_KEY") if api_key is None else api_key
+    return text.replace(str(key), API_KEY_MASK) if key else text

@@ -50,7 +50,7 @@ __all__ = [
     "task_backends",
 ]
 
-logger = logging.getLogger("django_tracify")
+logger = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_SECONDS = 5.0
 PERIODIC_TASK_PATH = "django_tracify.django_tasks.flush_outbox_periodically"

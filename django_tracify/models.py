@@ -8,8 +8,6 @@ from django.db import models
 
 from django_tracify.clock import utc_now
 
-# How much of an error an outbox row keeps in last_error.
-MAX_ERROR_LENGTH = 2000
 # The index the claim reads pending rows through, in id order.
 STATUS_ID_INDEX = "tracify_status_id"
 
@@ -68,26 +66,30 @@ class OutboxEvent(models.Model):
         return f"<OutboxEvent {self.pk} {self.event_type} {self.status}>"
 
 
+class FlushOutcome(models.TextChoices):
+    OK = "ok", "ok"
+    FAILING = "failing", "failing (events wait for a retry)"
+    UNAUTHORISED = "unauthorised", "unauthorised (API key rejected)"
+    UNREACHABLE = "unreachable", "endpoint unreachable"
+    ERROR = "error", "error"
+
+
 class FlushState(models.Model):
     """One row: how the most recent flush went, for the admin summary and tracify_status."""
 
-    OK = "ok"
-    FAILING = "failing"
-    UNAUTHORISED = "unauthorised"
-    UNREACHABLE = "unreachable"
-    ERROR = "error"
-    OUTCOMES = (
-        (OK, "ok"),
-        (FAILING, "failing (events wait for a retry)"),
-        (UNAUTHORISED, "unauthorised (API key rejected)"),
-        (UNREACHABLE, "endpoint unreachable"),
-        (ERROR, "error"),
-    )
+    # FlushState.OK ... as before the outcomes had a class of their own.
+    OK = FlushOutcome.OK
+    FAILING = FlushOutcome.FAILING
+    UNAUTHORISED = FlushOutcome.UNAUTHORISED
+    UNREACHABLE = FlushOutcome.UNREACHABLE
+    ERROR = FlushOutcome.ERROR
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_flush_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
-    last_outcome = models.CharField(max_length=16, choices=OUTCOMES, blank=True, default="")
+    last_outcome = models.CharField(
+        max_length=16, choices=FlushOutcome.choices, blank=True, default=""
+    )
     last_message = models.TextField(blank=True, default="")
 
     class Meta:
@@ -101,6 +103,11 @@ class FlushState(models.Model):
         manager: Any = cls.objects.using(using) if using else cls.objects
         state, _ = manager.get_or_create(id=1)
         return state  # type: ignore[no-any-return]
+
+    @classmethod
+    def row(cls, using: str) -> models.QuerySet[FlushState]:
+        """The one row, to read or update; empty before the first flush (load() inserts it)."""
+        return cls.objects.using(using).filter(id=1)
 
 
 class CaptureCount(models.Model):

@@ -3,8 +3,10 @@ plugin loading (before coverage starts and before Django's settings exist)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +23,13 @@ def test_every_public_name_is_the_implementation() -> None:
             assert value is getattr(tracking, name)
     for name in django_tracify.testing.__all__:
         assert getattr(django_tracify.testing, name) is getattr(capture, name)
+
+
+def test_the_version_is_the_one_in_pyproject() -> None:
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    declared = re.search(r'^version = "([^"]+)"$', pyproject, re.MULTILINE)
+    assert declared is not None
+    assert django_tracify.__version__ == declared.group(1)
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:

@@ -19,15 +19,15 @@ from django.utils.safestring import SafeString
 
 from django_tracify import outbox
 from django_tracify.admin.paginator import EstimatedCountPaginator
-from django_tracify.admin.summary import outbox_summary, redacted
+from django_tracify.admin.summary import outbox_summary
 from django_tracify.clock import as_utc, utc_now
-from django_tracify.events.builders import EVENT_TYPES
+from django_tracify.conf import without_api_key
+from django_tracify.events.builders import DEDUPLICATED, EVENT_TYPES, dedup_key
 from django_tracify.events.identity import KIND_NAMES
 from django_tracify.models import OutboxEvent, OutboxStatus
 from django_tracify.routers import outbox_database
 
 OPERATE_PERMISSION = "operate_outboxevent"
-DEDUP_PREFIXES = ("purchase", "conversion", "postpurchasesurvey")
 SHORT_ERROR_LENGTH = 60
 # A sent row keeps the error of an earlier attempt: history, not a problem to act on.
 EARLIER_ERROR = "Sent after a failed attempt:"
@@ -191,7 +191,7 @@ class OutboxEventAdmin(BaseOutboxAdmin):
             return queryset, False
         match = Q(**{f"dedup_key__{_prefix_lookup(queryset.db)}": term})
         if ":" not in term:
-            match |= Q(dedup_key__in=[f"{prefix}:{term}" for prefix in DEDUP_PREFIXES])
+            match |= Q(dedup_key__in=[dedup_key(kind, term) for kind in DEDUPLICATED])
         number = term.removeprefix("#")
         if number.isascii() and number.isdigit() and int(number) < 2**63:
             match |= Q(pk=int(number))
@@ -213,7 +213,7 @@ class OutboxEventAdmin(BaseOutboxAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        summary = outbox_summary(OutboxEvent.objects.using(outbox_database()))
+        summary = outbox_summary(outbox_database())
         return super().changelist_view(
             request, {**(extra_context or {}), "tracify_summary": summary}
         )
@@ -221,18 +221,22 @@ class OutboxEventAdmin(BaseOutboxAdmin):
     @admin.action(description="Retry now", permissions=["operate"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
         changed = outbox.retry_now(queryset)
-        self._report(request, changed, "queued for the next flush", "dead, discarded or pending")
+        self._report(request, changed, "queued for the next flush", outbox.RETRYABLE)
 
     @admin.action(description="Discard", permissions=["operate"])
     def discard(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
         changed = outbox.discard(queryset)
-        self._report(request, changed, "discarded", "pending or dead")
+        self._report(request, changed, "discarded", outbox.DISCARDABLE)
 
-    def _report(self, request: HttpRequest, changed: int, done: str, which: str) -> None:
+    def _report(
+        self, request: HttpRequest, changed: int, done: str, statuses: Sequence[str]
+    ) -> None:
         noun = "event" if changed == 1 else "events"
         if changed:
             self.message_user(request, f"{changed:,} {noun} {done}.", messages.SUCCESS)
         else:
+            names = [str(status) for status in statuses]
+            which = ", ".join(names[:-1]) + " or " + names[-1]
             self.message_user(
                 request, f"Nothing changed: only {which} events can be {done}.", messages.WARNING
             )
@@ -269,7 +273,7 @@ class OutboxEventAdmin(BaseOutboxAdmin):
 
     @admin.display(description="last error")
     def last_error_short(self, obj: OutboxEvent) -> SafeString | str:
-        error = redacted(obj.last_error)
+        error = without_api_key(obj.last_error)
         if len(error) > SHORT_ERROR_LENGTH:
             error_html = format_html(
                 '<span title="{}">{}…</span>', error, error[: SHORT_ERROR_LENGTH - 1]
@@ -284,7 +288,7 @@ class OutboxEventAdmin(BaseOutboxAdmin):
 
     @admin.display(description="last error")
     def last_error_full(self, obj: OutboxEvent) -> str:
-        error = redacted(obj.last_error)
+        error = without_api_key(obj.last_error)
         if error and obj.status == OutboxStatus.SENT:
             return f"{EARLIER_ERROR} {error}"
         return error
@@ -311,4 +315,4 @@ class OutboxEventAdmin(BaseOutboxAdmin):
     @admin.display(description="payload")
     def payload_pretty(self, obj: OutboxEvent) -> SafeString:
         text = json.dumps(obj.payload, indent=2, sort_keys=True, ensure_ascii=False)
-        return format_html('<pre class="tracify-payload">{}</pre>', redacted(text))
+        return format_html('<pre class="tracify-payload">{}</pre>', without_api_key(text))

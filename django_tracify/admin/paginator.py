@@ -10,17 +10,14 @@ from django.db import connections
 from django.db.models import Model, QuerySet
 from django.utils.functional import cached_property
 
+from django_tracify.delivery.status import capped_count
+
 COUNT_CAP = 10_000
 
 if TYPE_CHECKING:
     BasePaginator = Paginator[Any]
 else:
     BasePaginator = Paginator  # not subscriptable at run time
-
-
-def capped_count(queryset: QuerySet[Any], cap: int = COUNT_CAP) -> int:
-    """``SELECT count(*) FROM (SELECT ... LIMIT cap + 1)``: at most cap + 1 rows are read."""
-    return queryset.order_by().values("pk")[: cap + 1].count()
 
 
 def estimated_row_count(model: type[Model], using: str) -> int | None:

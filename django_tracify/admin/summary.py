@@ -5,21 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
-
-from django_tracify.admin.paginator import COUNT_CAP, capped_count
+from django_tracify.admin.paginator import COUNT_CAP
 from django_tracify.clock import as_utc, utc_now
-from django_tracify.conf import settings
-from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
-from django_tracify.outbox.capture_problems import KindCount, saved_counts
-
-
-def redacted(text: str) -> str:
-    """Defence in depth: whatever a server echoed back, the admin never shows the API key."""
-    api_key = settings.get("API_KEY")
-    if api_key and str(api_key) in text:
-        return text.replace(str(api_key), "[API key]")
-    return text
+from django_tracify.conf import without_api_key
+from django_tracify.delivery import status
+from django_tracify.models import FlushOutcome, OutboxStatus
+from django_tracify.outbox.capture_problems import KindCount
 
 
 @dataclass(frozen=True)
@@ -59,7 +50,7 @@ class OutboxSummary:
 
     @property
     def unauthorised(self) -> bool:
-        return self.last_outcome == FlushState.UNAUTHORISED
+        return self.last_outcome == FlushOutcome.UNAUTHORISED
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -68,29 +59,26 @@ def _aware(moment: datetime | None) -> datetime | None:
     return None if moment is None else as_utc(moment)
 
 
-def bounded_count(queryset: QuerySet[OutboxEvent]) -> BoundedCount:
-    return BoundedCount(capped_count(queryset, COUNT_CAP), COUNT_CAP)
+def outbox_summary(using: str) -> OutboxSummary:
+    """The summary of the outbox on database `using`, from delivery.status's reader."""
+    now = utc_now()
+    report = status.read(using, now, cap=COUNT_CAP)
+    oldest = report.oldest_pending
+    state = report.flush_state
 
+    def bounded(count: int) -> BoundedCount:
+        return BoundedCount(count, COUNT_CAP)
 
-def outbox_summary(events: QuerySet[OutboxEvent]) -> OutboxSummary:
-    """Read the summary from ``events`` (the outbox table on its database, unfiltered)."""
-    pending = events.filter(status=OutboxStatus.PENDING)
-    # Oldest by id: the partial index on pending ids answers it without a sort.
-    oldest = pending.order_by("id").values_list("created_at", flat=True).first()
-    since = utc_now() - timedelta(hours=24)
-    sent_recently = events.filter(status=OutboxStatus.SENT, sent_at__gte=since)
-    # A plain read: FlushState.load() would insert the row, and a GET must not write.
-    state = FlushState.objects.using(events.db).filter(id=1).first() or FlushState()
     return OutboxSummary(
-        pending=bounded_count(pending),
-        oldest_pending_at=_aware(oldest),
-        sent_last_24h=bounded_count(sent_recently),
-        dead=bounded_count(events.filter(status=OutboxStatus.DEAD)),
-        invalid=bounded_count(events.filter(status=OutboxStatus.INVALID)),
+        pending=bounded(report.count(OutboxStatus.PENDING)),
+        oldest_pending_at=_aware(oldest[1] if oldest else None),
+        sent_last_24h=bounded(report.sent_since(now - timedelta(hours=24))),
+        dead=bounded(report.count(OutboxStatus.DEAD)),
+        invalid=bounded(report.count(OutboxStatus.INVALID)),
         last_flush_at=_aware(state.last_flush_at),
         last_success_at=_aware(state.last_success_at),
         last_outcome=state.last_outcome,
         last_outcome_label=state.get_last_outcome_display() if state.last_outcome else "",
-        last_message=redacted(state.last_message),
-        capture_counts=tuple(saved_counts(events.db)),
+        last_message=without_api_key(state.last_message),
+        capture_counts=tuple(report.capture_counts),
     )

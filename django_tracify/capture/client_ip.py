@@ -22,7 +22,7 @@ from django_tracify.events.identity import Identity
 from django_tracify.outbox import capture_problems, pause
 from django_tracify.routers import outbox_database
 
-logger = logging.getLogger("django_tracify")
+logger = logging.getLogger(__name__)
 
 FORWARDED_FOR = "HTTP_X_FORWARDED_FOR"
 NO_CLIENT_IP = (

@@ -14,7 +14,7 @@ from django.http import HttpRequest
 
 from django_tracify.conf import settings
 
-logger = logging.getLogger("django_tracify")
+logger = logging.getLogger(__name__)
 
 
 def browser_refuses(request: HttpRequest) -> bool:

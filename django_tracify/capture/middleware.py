@@ -32,7 +32,7 @@ from django_tracify.capture.tracking import record, request_context
 from django_tracify.conf import settings
 from django_tracify.events.builders import PAGEVIEW, build_pageview
 
-logger = logging.getLogger("django_tracify")
+logger = logging.getLogger(__name__)
 
 HTML_CONTENT_TYPES = ("text/html", "application/xhtml+xml")
 # Chrome/Edge: Sec-Purpose / Purpose; Safari: X-Purpose: preview; Firefox: X-moz: prefetch.

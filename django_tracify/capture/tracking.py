@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError
@@ -30,9 +30,10 @@ from django_tracify.routers import outbox_database
 if TYPE_CHECKING:
     from django_tracify.models import OutboxEvent
 
-logger = logging.getLogger("django_tracify")
+logger = logging.getLogger(__name__)
 
 REQUEST_ATTRIBUTE = "tracify_context"
+T = TypeVar("T")
 
 
 def request_context(request: HttpRequest, *, look_up_user: bool = True) -> RequestContext:
@@ -76,7 +77,7 @@ def record(
     Nothing is stored for a visitor without consent. An error is logged, and bad input is
     kept as an `invalid` row for the admin, with the request's URL and the ids `reference`
     names (an order id) that are valid. An outbox that cannot be written costs the event,
-    counted (capture_problems), and pauses tracking briefly (outbox_pause). With
+    counted (capture_problems), and pauses tracking briefly (outbox.pause). With
     returns_row=False the stored row is not built (None is returned).
 
     In an event loop's thread (an async view, a template it renders), where Django allows no
@@ -107,18 +108,43 @@ def record(
         if event_type == builders.PAGEVIEW:
             context.pageview.stored, context.pageview.row = True, row
         return row
-    except TracifyValidationError as err:
-        if settings.RAISE_ERRORS:
-            raise
-        ids = _valid_ids(reference)
-        problem = _with_ids(str(err), ids)
-        logger.warning("tracify: %s not recorded: %s", event_type, problem)
-        _keep_invalid(event_type, problem, _invalid_payload(context, ids))
     except Exception as err:
-        if settings.RAISE_ERRORS:
-            raise
-        logger.exception("tracify: %s not recorded: %s", event_type, type(err).__name__)
+        keep = partial(_keep_invalid_call, event_type, context, reference)
+        handle_tracking_error(err, f"{event_type} not recorded", keep_invalid=keep)
     return None
+
+
+def handle_tracking_error(
+    err: Exception,
+    failure: str,
+    *,
+    keep_invalid: Callable[[TracifyValidationError], str] | None = None,
+) -> None:
+    """The rule for an error while tracking: with RAISE_ERRORS (DEBUG by default) it is raised;
+    in production it is logged under `failure` and the page goes on.
+
+    Bad input is logged as a warning, after keep_invalid(err) kept the call as an `invalid`
+    row and returned the problem to log; anything else is logged with its traceback.
+    """
+    if settings.RAISE_ERRORS:
+        raise err
+    if isinstance(err, TracifyValidationError):
+        problem = keep_invalid(err) if keep_invalid is not None else str(err)
+        logger.warning("tracify: %s: %s", failure, problem)
+    else:
+        logger.exception("tracify: %s: %s", failure, type(err).__name__)
+
+
+def _keep_invalid_call(
+    event_type: str,
+    context: RequestContext | None,
+    reference: Callable[[], dict[str, Any]] | None,
+    err: TracifyValidationError,
+) -> str:
+    ids = _valid_ids(reference)
+    problem = _with_ids(str(err), ids)
+    _keep_invalid(event_type, problem, _invalid_payload(context, ids))
+    return problem
 
 
 def _flush_soon() -> None:
@@ -136,24 +162,34 @@ def _store(
 ) -> OutboxEvent | None:
     from django_tracify import outbox
 
-    using = outbox_database()
-    if pause.is_paused(using):
-        capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
+    def write() -> tuple[OutboxEvent | None, bool]:
+        return outbox.store(event) if returns_row else (None, outbox.add(event))
+
+    written = _outbox_write(event_type, write)
+    if written is None:
         return None
-    try:
-        if returns_row:
-            row, created = outbox.store(event)
-        else:
-            row, created = None, outbox.add(event)
-    except DatabaseError as err:
-        _write_failed(using, err, event_type)
-        return None
-    capture_problems.save_after_write(using)
+    row, created = written
     if created:
         note_stored(context, event.payload)
         if event_type == builders.PURCHASE and settings.FLUSH_ON_PURCHASE:
             _flush_soon()
     return row
+
+
+def _outbox_write(what: str, write: Callable[[], T]) -> T | None:
+    """write()'s result, or None when the outbox could not be written: the event is counted
+    as lost (capture_problems) and a database error pauses tracking (outbox.pause)."""
+    using = outbox_database()
+    if pause.is_paused(using):
+        capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
+        return None
+    try:
+        result = write()
+    except DatabaseError as err:
+        _write_failed(using, err, what)
+        return None
+    capture_problems.save_after_write(using)
+    return result
 
 
 def _valid_ids(reference: Callable[[], dict[str, Any]] | None) -> dict[str, str]:
@@ -187,18 +223,12 @@ def _invalid_payload(context: RequestContext | None, ids: dict[str, str]) -> dic
 def _keep_invalid(event_type: str, problem: str, payload: dict[str, Any]) -> None:
     from django_tracify import outbox
 
-    using = outbox_database()
-    if pause.is_paused(using):
-        capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
-        return
     try:
-        outbox.record_invalid(event_type, problem, payload)
-    except DatabaseError as err:
-        _write_failed(using, err, f"invalid {event_type}")
+        _outbox_write(
+            f"invalid {event_type}", partial(outbox.record_invalid, event_type, problem, payload)
+        )
     except Exception:
         logger.exception("tracify: could not record the invalid %s in the outbox", event_type)
-    else:
-        capture_problems.save_after_write(using)
 
 
 def _write_failed(using: str, err: DatabaseError, event_type: str) -> None:
@@ -320,9 +350,7 @@ def capture_identity(request: HttpRequest | None = None) -> dict[str, Any] | Non
     try:
         context = resolve_context(request)
     except Exception as err:
-        if settings.RAISE_ERRORS:
-            raise
-        logger.warning("tracify: identity not captured: %s", err)
+        handle_tracking_error(err, "identity not captured")
         return None
     return context.to_snapshot() if context.consented else None
 

@@ -16,15 +16,14 @@ from typing import Any
 import requests
 
 from django_tracify import __version__
-from django_tracify.conf import settings
+from django_tracify.conf import settings, without_api_key
 from django_tracify.delivery.request_deadline import DeadlineAdapter, deadline
-from django_tracify.errors import TracifyConnectionError
+from django_tracify.errors import MAX_CLIENT_ERROR_LENGTH, TracifyConnectionError
 
 USER_AGENT = f"django-tracify/{__version__} python-requests/{requests.__version__}"
 TOKEN_HEADER = "tracify-token"  # noqa: S105 (a header name, not a secret)
 UNAUTHORISED_STATUSES = frozenset({401, 403})
 RETRYABLE_STATUSES = frozenset({408, 429})
-MAX_ERROR_LENGTH = 1000
 GZIP_LEVEL = 6
 
 _BODY_START = b'{"events":['
@@ -237,6 +236,4 @@ class TracifyClient:
 
     def _safe(self, text: str) -> str:
         """Cut to length, and never echo the key (a server or proxy might put it in an error)."""
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return text[:MAX_ERROR_LENGTH]
+        return without_api_key(text, self._api_key)[:MAX_CLIENT_ERROR_LENGTH]

@@ -31,11 +31,12 @@ from django_tracify.delivery.batching import (
 )
 from django_tracify.delivery.client import Answer, Outcome, TracifyClient
 from django_tracify.delivery.signals import announce, send
-from django_tracify.models import FlushState, OutboxStatus
+from django_tracify.errors import MAX_STORED_ERROR_LENGTH
+from django_tracify.models import FlushOutcome, FlushState, OutboxStatus
 from django_tracify.outbox.states import waiting_for_retry
 from django_tracify.routers import outbox_database
 
-logger = logging.getLogger("django_tracify")
+logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 DEFAULT_MAX_PAUSE_SECONDS = 60.0
@@ -82,17 +83,17 @@ class FlushResult:
         return self.requests > 0 and self.answered == 0
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> FlushOutcome:
         if self.unauthorised:
-            return FlushState.UNAUTHORISED
+            return FlushOutcome.UNAUTHORISED
         if self.unreachable:
-            return FlushState.UNREACHABLE
+            return FlushOutcome.UNREACHABLE
         if self.waiting_retry:
             # Also when this pass found nothing due: its events wait out a backoff.
-            return FlushState.FAILING
+            return FlushOutcome.FAILING
         if self.errors and not self.sent:
-            return FlushState.ERROR
-        return FlushState.OK
+            return FlushOutcome.ERROR
+        return FlushOutcome.OK
 
     def as_task_result(self) -> dict[str, Any]:
         """What a task returns (Celery or django.tasks): JSON-serialisable counts and outcome."""
@@ -177,10 +178,10 @@ def flush(
     except Exception as err:
         run.result.errors.append(f"{type(err).__name__}: {err}")
         try:
-            _record_state(run.result, clock(), FlushState.ERROR)
+            _record_state(run.result, clock(), FlushOutcome.ERROR)
         except Exception:
             logger.exception("tracify: could not record the flush state")
-        send(signals.flush_finished, result=run.result, outcome=FlushState.ERROR, using=run.using)
+        send(signals.flush_finished, result=run.result, outcome=FlushOutcome.ERROR, using=run.using)
         raise
     _record_state(run.result, clock(), run.result.outcome)
     _log_result(run.result)
@@ -428,14 +429,14 @@ def _record_state(result: FlushResult, now: datetime, outcome: str) -> None:
     values: dict[str, Any] = {
         "last_flush_at": now,
         "last_outcome": outcome,
-        "last_message": result.summary()[:2000],
+        "last_message": result.summary()[:MAX_STORED_ERROR_LENGTH],
     }
     if result.sent:
         values["last_success_at"] = now
     using = outbox_database()
-    if not FlushState.objects.using(using).filter(id=1).update(**values):
+    if not FlushState.row(using).update(**values):
         FlushState.load(using)
-        FlushState.objects.using(using).filter(id=1).update(**values)
+        FlushState.row(using).update(**values)
 
 
 def _log_result(result: FlushResult) -> None:

@@ -23,9 +23,10 @@ from django_tracify.clock import utc_now
 from django_tracify.conf import settings
 from django_tracify.delivery import status
 from django_tracify.models import OutboxEvent
+from django_tracify.outbox.states import UNDELIVERED
 from django_tracify.routers import outbox_database
 
-logger = logging.getLogger("django_tracify")
+logger = logging.getLogger(__name__)
 
 EVENTS_SENT = Counter("tracify_events_sent", "Events Tracify accepted.", ["event_type"])
 EVENTS_RETRIED = Counter(
@@ -68,11 +69,11 @@ class OutboxCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         try:
-            report = status.read(outbox_database(), utc_now(), count_sent=False)
+            # The report reads on first use: the families are built here, inside the try.
+            return iter(list(self._families(status.read(outbox_database(), utc_now()))))
         except DatabaseError as err:
             logger.warning("tracify: outbox metrics not read: %s", type(err).__name__)
             return iter(())
-        return self._families(report)
 
     def _families(self, report: status.OutboxReport | None) -> Iterator[Metric]:
         events = GaugeMetricFamily(
@@ -98,7 +99,7 @@ class OutboxCollector(Collector):
             labels=["kind"],
         )
         if report is not None:
-            for state in status.UNDELIVERED:
+            for state in UNDELIVERED:
                 events.add_metric([state], report.count(state))
             lag.add_metric([], report.lag_seconds)
             due.add_metric([], report.due)

@@ -16,7 +16,7 @@ from django.dispatch import Signal
 from django_tracify.models import OutboxEvent
 from django_tracify.outbox.states import ClaimedRow
 
-logger = logging.getLogger("django_tracify")
+logger = logging.getLogger(__name__)
 
 
 def announce(

@@ -1,37 +1,87 @@
-"""The facts about the outbox and the last flush that tracify_status and the metrics show."""
+"""The one reader of the outbox's state and the last flush: the admin summary, tracify_status
+and the metrics all show what it reads.
+
+Each fact is read on first use, by one query an index answers, and kept; nothing is ever
+written (a GET of the admin, a scrape or a health check may run it often).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from django.db.models import QuerySet
 
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
 from django_tracify.outbox import capture_problems
-from django_tracify.outbox.states import due
-
-# Sent rows are kept for RETENTION_DAYS and can be most of the table: counted on request only.
-UNDELIVERED = (
-    OutboxStatus.PENDING,
-    OutboxStatus.SENDING,
-    OutboxStatus.DEAD,
-    OutboxStatus.DISCARDED,
-    OutboxStatus.INVALID,
-)
+from django_tracify.outbox.states import UNDELIVERED, due
 
 
-@dataclass(frozen=True)
+def capped_count(queryset: QuerySet[Any], cap: int) -> int:
+    """``SELECT count(*) FROM (SELECT ... LIMIT cap + 1)``: at most cap + 1 rows are read."""
+    return queryset.order_by().values("pk")[: cap + 1].count()
+
+
 class OutboxReport:
-    now: datetime
-    counts: dict[str, int]  # by status; "sent" only when asked for
-    due: int
-    expired_leases: int
-    oldest_pending: tuple[int, datetime] | None  # (id, created_at)
-    undelivered_since: datetime | None
-    flush_state: FlushState
-    capture_counts: list[capture_problems.KindCount]
+    """The outbox on database `using` as of `now`.
+
+    With `cap`, a count stops at cap + 1 (more than `cap`) rather than read a huge table.
+    """
+
+    def __init__(self, using: str, now: datetime, *, cap: int | None = None) -> None:
+        self.using = using
+        self.now = now
+        self.cap = cap
+        self.rows = OutboxEvent.objects.using(using)
+        self._counts: dict[str, int] = {}
+
+    def _count(self, rows: QuerySet[OutboxEvent]) -> int:
+        return rows.count() if self.cap is None else capped_count(rows, self.cap)
+
+    def count(self, status: str) -> int:
+        """Rows in `status`, by the (status, id) index."""
+        if status not in self._counts:
+            self._counts[status] = self._count(self.rows.filter(status=status))
+        return self._counts[status]
+
+    def sent_since(self, moment: datetime) -> int:
+        return self._count(self.rows.filter(status=OutboxStatus.SENT, sent_at__gte=moment))
+
+    @cached_property
+    def due(self) -> int:
+        return self._count(self.rows.filter(due(self.now)))
+
+    @cached_property
+    def expired_leases(self) -> int:
+        rows = self.rows.filter(status=OutboxStatus.SENDING, lease_expires_at__lt=self.now)
+        return self._count(rows)
+
+    @cached_property
+    def oldest_pending(self) -> tuple[int, datetime] | None:
+        """(id, created_at) of the pending row that is sent first: the lowest id."""
+        return self._first(OutboxStatus.PENDING)
+
+    @cached_property
+    def undelivered_since(self) -> datetime | None:
+        """When the oldest pending or sending event was created, due or in backoff."""
+        firsts = [self.oldest_pending, self._first(OutboxStatus.SENDING)]
+        return min((first[1] for first in firsts if first is not None), default=None)
+
+    def _first(self, status: str) -> tuple[int, datetime] | None:
+        # By id, which the (status, id) index answers: the oldest id is (nearly always) the
+        # oldest event, and the one the claim takes first.
+        rows = self.rows.filter(status=status).order_by("id").values_list("id", "created_at")
+        return rows.first()
+
+    @cached_property
+    def flush_state(self) -> FlushState:
+        # A plain read: FlushState.load() would insert the row.
+        return FlushState.row(self.using).first() or FlushState()
+
+    @cached_property
+    def capture_counts(self) -> list[capture_problems.KindCount]:
+        return capture_problems.saved_counts(self.using)
 
     @property
     def lag_seconds(self) -> float:
@@ -39,9 +89,6 @@ class OutboxReport:
         if self.undelivered_since is None:
             return 0.0
         return max((self.now - self.undelivered_since).total_seconds(), 0.0)
-
-    def count(self, status: str) -> int:
-        return self.counts.get(status, 0)
 
     def as_json(self) -> dict[str, Any]:
         """The report as the documented keys of `tracify_status --json`."""
@@ -70,35 +117,6 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def oldest_undelivered_at(rows: QuerySet[OutboxEvent]) -> datetime | None:
-    """When the oldest pending or sending event was created, whether it is due or in backoff."""
-    # One indexed lookup per status: the oldest id is (nearly always) the oldest event.
-    firsts = [
-        rows.filter(status=status).order_by("id").values_list("created_at", flat=True).first()
-        for status in (OutboxStatus.PENDING, OutboxStatus.SENDING)
-    ]
-    return min((first for first in firsts if first is not None), default=None)
-
-
-def read(using: str, now: datetime, *, count_sent: bool = True) -> OutboxReport:
-    """Read the report; changes nothing (a scrape or a health check may run it often)."""
-    rows = OutboxEvent.objects.using(using)
-    statuses = (*UNDELIVERED, OutboxStatus.SENT) if count_sent else UNDELIVERED
-    # One count per status, each served by the (status, id) index.
-    counts = {str(status): rows.filter(status=status).count() for status in statuses}
-    oldest = (
-        rows.filter(status=OutboxStatus.PENDING)
-        .order_by("created_at", "id")
-        .values_list("id", "created_at")
-        .first()
-    )
-    return OutboxReport(
-        now=now,
-        counts=counts,
-        due=rows.filter(due(now)).count(),
-        expired_leases=rows.filter(status=OutboxStatus.SENDING, lease_expires_at__lt=now).count(),
-        oldest_pending=oldest,
-        undelivered_since=oldest_undelivered_at(rows),
-        flush_state=FlushState.objects.using(using).filter(id=1).first() or FlushState(),
-        capture_counts=capture_problems.saved_counts(using),
-    )
+def read(using: str, now: datetime, *, cap: int | None = None) -> OutboxReport:
+    """The report of the outbox on `using`; changes nothing."""
+    return OutboxReport(using, now, cap=cap)

@@ -22,6 +22,13 @@ POSTPURCHASESURVEY = "postpurchasesurvey"
 UNTITLED = "(untitled)"
 PRODUCT_URL = "product.get_absolute_url()"
 EVENT_TYPES = (PAGEVIEW, PRODUCTVIEW, ADDTOCART, PURCHASE, CONVERSION, POSTPURCHASESURVEY)
+# The event types kept once per id; their dedup key is "<type>:<id>" (dedup_key()).
+DEDUPLICATED = (PURCHASE, CONVERSION, POSTPURCHASESURVEY)
+
+
+def dedup_key(event_type: str, identifier: str) -> str:
+    """The outbox's unique key of a deduplicated event, e.g. "purchase:1001"."""
+    return f"{event_type}:{identifier}"
 
 
 @dataclass(frozen=True)
@@ -183,7 +190,7 @@ def build_purchase(context: RequestContext, order: OrderData, *, occurred_at: An
         data,
         occurred_at=occurred_at,
         email=order.email,
-        dedup_key=f"purchase:{data['order_id']}",
+        dedup_key=dedup_key(PURCHASE, data["order_id"]),
     )
 
 
@@ -205,7 +212,7 @@ def build_conversion(
         context,
         data,
         occurred_at=occurred_at,
-        dedup_key=f"conversion:{data['conversion_id']}",
+        dedup_key=dedup_key(CONVERSION, data["conversion_id"]),
     )
 
 
@@ -228,5 +235,5 @@ def build_post_purchase_survey(
         context,
         data,
         occurred_at=occurred_at,
-        dedup_key=f"postpurchasesurvey:{data['order_id']}",
+        dedup_key=dedup_key(POSTPURCHASESURVEY, data["order_id"]),
     )

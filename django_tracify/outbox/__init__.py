@@ -9,6 +9,9 @@ retries, discards and expires the rows already there.
 from django_tracify.outbox.claiming import claim_batch
 from django_tracify.outbox.enqueueing import add, enqueue, record_invalid, store
 from django_tracify.outbox.states import (
+    DISCARDABLE,
+    GIVEN_UP,
+    RETRYABLE,
     Claim,
     ClaimedRow,
     count_due,
@@ -25,6 +28,9 @@ from django_tracify.outbox.states import (
 )
 
 __all__ = [
+    "DISCARDABLE",
+    "GIVEN_UP",
+    "RETRYABLE",
     "Claim",
     "ClaimedRow",
     "add",

@@ -23,7 +23,7 @@ from django.db.models import F
 
 from django_tracify.clock import utc_now
 
-logger = logging.getLogger("django_tracify")
+logger = logging.getLogger(__name__)
 
 OUTBOX_UNWRITABLE = "outbox_unwritable"
 NO_CLIENT_IP = "no_client_ip"

@@ -11,8 +11,9 @@ from django.db import IntegrityError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from django_tracify.clock import utc_now
+from django_tracify.errors import MAX_STORED_ERROR_LENGTH
 from django_tracify.events.builders import Event
-from django_tracify.models import MAX_ERROR_LENGTH, OutboxEvent, OutboxStatus
+from django_tracify.models import OutboxEvent, OutboxStatus
 from django_tracify.routers import outbox_database
 
 # The columns a new row sets; the others start NULL. Kept in step with OutboxEvent's defaults.
@@ -218,7 +219,7 @@ def record_invalid(
         event_type,
         payload or {},
         status=OutboxStatus.INVALID,
-        last_error=problem[:MAX_ERROR_LENGTH],
+        last_error=problem[:MAX_STORED_ERROR_LENGTH],
     )
     values = _insert(using, fields)
     return _as_row(using, values)

@@ -13,7 +13,7 @@ import time
 
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-logger = logging.getLogger("django_tracify")
+logger = logging.getLogger(__name__)
 
 PAUSE_SECONDS = 5.0
 

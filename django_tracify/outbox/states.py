@@ -13,14 +13,23 @@ from django.db.models import F, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast, Coalesce
 
 from django_tracify.clock import utc_now
-from django_tracify.models import MAX_ERROR_LENGTH, OutboxEvent, OutboxStatus
+from django_tracify.errors import MAX_STORED_ERROR_LENGTH
+from django_tracify.models import OutboxEvent, OutboxStatus
 from django_tracify.routers import outbox_database
+
+# The rows each operation applies to (the admin's actions name them in their messages).
+RETRYABLE = (OutboxStatus.DEAD, OutboxStatus.DISCARDED, OutboxStatus.PENDING)
+DISCARDABLE = (OutboxStatus.PENDING, OutboxStatus.DEAD)
+# Kept for review for DEAD_RETENTION_DAYS, then deleted.
+GIVEN_UP = (OutboxStatus.DEAD, OutboxStatus.DISCARDED, OutboxStatus.INVALID)
+# Every status but sent: sent rows are kept for RETENTION_DAYS and can be most of the table,
+# so the metrics do not count them.
+UNDELIVERED = (OutboxStatus.PENDING, OutboxStatus.SENDING, *GIVEN_UP)
 
 
 def retry_now(queryset: QuerySet[OutboxEvent]) -> int:
     """Make dead, discarded or pending rows due now with a fresh attempt budget."""
-    retryable = (OutboxStatus.DEAD, OutboxStatus.DISCARDED, OutboxStatus.PENDING)
-    return queryset.filter(status__in=retryable).update(
+    return queryset.filter(status__in=RETRYABLE).update(
         status=OutboxStatus.PENDING,
         attempts=0,
         next_attempt_at=utc_now(),
@@ -32,7 +41,7 @@ def retry_now(queryset: QuerySet[OutboxEvent]) -> int:
 
 def discard(queryset: QuerySet[OutboxEvent]) -> int:
     """Give up on rows that are not delivered; they are kept for review until retention."""
-    return queryset.filter(status__in=(OutboxStatus.PENDING, OutboxStatus.DEAD)).update(
+    return queryset.filter(status__in=DISCARDABLE).update(
         status=OutboxStatus.DISCARDED,
         claim_token=None,
         lease_expires_at=None,
@@ -110,7 +119,7 @@ def mark_dead(
         status=OutboxStatus.DEAD,
         given_up_at=now or utc_now(),
         attempts=F("attempts") + 1,
-        last_error=error[:MAX_ERROR_LENGTH],
+        last_error=error[:MAX_STORED_ERROR_LENGTH],
         last_http_status=http_status,
         **_UNCLAIMED,
     )
@@ -137,7 +146,7 @@ def mark_retry(
     ids = list(ids)
     failed = {
         "attempts": F("attempts") + 1,
-        "last_error": error[:MAX_ERROR_LENGTH],
+        "last_error": error[:MAX_STORED_ERROR_LENGTH],
         "last_http_status": http_status,
         **_UNCLAIMED,
     }
@@ -174,7 +183,7 @@ def release(
         rows = rows.filter(id__in=list(ids))
     values: dict[str, Any] = {"status": OutboxStatus.PENDING, **_UNCLAIMED}
     if error is not None:
-        values.update(last_error=error[:MAX_ERROR_LENGTH], last_http_status=http_status)
+        values.update(last_error=error[:MAX_STORED_ERROR_LENGTH], last_http_status=http_status)
     return rows.update(**values)
 
 
@@ -221,7 +230,7 @@ def delete_expired(
     cutoff = now - timedelta(days=dead_retention_days)
     given_up = _rows(using).filter(
         Q(given_up_at__lt=cutoff) | Q(given_up_at=None, created_at__lt=cutoff),
-        status__in=(OutboxStatus.DEAD, OutboxStatus.DISCARDED, OutboxStatus.INVALID),
+        status__in=GIVEN_UP,
     )
     return _delete_in_chunks(sent, chunk_size) + _delete_in_chunks(given_up, chunk_size)
 

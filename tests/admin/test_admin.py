@@ -437,6 +437,16 @@ def test_summary_before_any_flush(admin_client: Client) -> None:
     assert not FlushState.objects.exists()  # a GET does not write
 
 
+def test_a_get_of_the_list_writes_nothing(admin_client: Client) -> None:
+    make_event(status="pending")
+    make_event(status="dead", last_error="HTTP 400")
+    with CaptureQueriesContext(connection) as queries:
+        for query in ("", "?status__exact=dead", "?q=purchase:1001", "?q=42"):
+            assert admin_client.get(CHANGELIST + query).status_code == 200
+    statements = [query["sql"].lstrip().split(None, 1)[0].upper() for query in queries]
+    assert set(statements) == {"SELECT"}
+
+
 def test_summary_shows_a_red_line_when_the_api_key_was_rejected(admin_client: Client) -> None:
     FlushState.objects.create(
         last_flush_at=timezone.now(),

@@ -309,6 +309,26 @@ def test_capture_identity_outside_a_request(tracify_settings: Callable[..., None
     assert tracify.capture_identity() is None
 
 
+def test_an_unexpected_error_is_logged_alike_by_every_tracking_call(
+    shop_request: Any,
+    tracify_settings: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("session store down")
+
+    tracify_settings(RAISE_ERRORS=False)
+    monkeypatch.setattr("django_tracify.capture.tracking.context_from_request", broken)
+    with caplog.at_level(logging.WARNING, logger="django_tracify"):
+        assert tracify.track_productview(shop_request()) is None
+        assert tracify.capture_identity(shop_request()) is None
+    assert [(r.levelno, r.getMessage(), r.exc_info is not None) for r in caplog.records] == [
+        (logging.ERROR, "tracify: productview not recorded: RuntimeError", True),
+        (logging.ERROR, "tracify: identity not captured: RuntimeError", True),
+    ]
+
+
 def test_the_request_context_is_built_once_per_request(shop_request: Any) -> None:
     request = shop_request()
     first = tracify.track_pageview(request)

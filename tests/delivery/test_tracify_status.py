@@ -120,3 +120,21 @@ def test_status_reads_without_writing(pageviews: Any) -> None:
     status_json()
     call_command("tracify_status", stdout=io.StringIO())
     assert not FlushState.objects.exists()
+
+
+def test_the_oldest_pending_event_is_the_one_sent_first_as_in_the_admin(
+    admin_client: Any,
+) -> None:
+    now = timezone.now()
+    first = OutboxEvent.objects.create(
+        event_type="pageview", payload={}, created_at=now - timedelta(hours=1)
+    )
+    # Written later by a web server whose clock is behind.
+    OutboxEvent.objects.create(
+        event_type="pageview", payload={}, created_at=now - timedelta(hours=3)
+    )
+    facts = status_json()
+    assert facts["oldest_pending"]["id"] == first.pk
+    assert datetime.fromisoformat(facts["undelivered_since"]) == first.created_at
+    html = admin_client.get("/admin/django_tracify/outboxevent/").content.decode()
+    assert ">1\xa0hour old" in html

@@ -5,7 +5,6 @@ Imported only from TracifyOscarConfig.ready(), so that the core never imports Os
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, transaction
@@ -16,7 +15,12 @@ from oscar.apps.checkout.signals import post_checkout
 from oscar.apps.order.signals import order_placed
 
 from django_tracify.capture.context import current_context
-from django_tracify.capture.tracking import track_addtocart, track_productview, track_purchase
+from django_tracify.capture.tracking import (
+    handle_tracking_error,
+    track_addtocart,
+    track_productview,
+    track_purchase,
+)
 from django_tracify.conf import settings
 from django_tracify.contrib.oscar.adapter import order_data
 from django_tracify.events.context import RequestContext
@@ -24,8 +28,6 @@ from django_tracify.routers import outbox_database
 
 if TYPE_CHECKING:
     from django_tracify.models import OutboxEvent
-
-logger = logging.getLogger("django_tracify")
 
 
 def on_product_viewed(
@@ -61,9 +63,7 @@ def record_purchase(
     try:
         data = order_data(order)
     except Exception as err:
-        if settings.RAISE_ERRORS:
-            raise
-        logger.exception("tracify: purchase not recorded: %s", type(err).__name__)
+        handle_tracking_error(err, "purchase not recorded")
         return None
     order_database = order._state.db or DEFAULT_DB_ALIAS
     if order_database == outbox_database():

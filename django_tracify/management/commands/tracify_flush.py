@@ -33,7 +33,7 @@ from django_tracify.delivery.flushing import FlushResult
 from django_tracify.models import OutboxEvent
 from django_tracify.routers import outbox_database
 
-logger = logging.getLogger("django_tracify")
+logger = logging.getLogger(__name__)
 
 EXIT_UNAUTHORISED = 2
 EXIT_UNREACHABLE = 3
