@@ -55,6 +55,10 @@ class OutboxRow(DjangoModelFactory):  # type: ignore[misc]
 
     @classmethod
     def _create(
-        cls, model_class: type[OutboxEvent], *args: Any, using: str = DEFAULT_DB_ALIAS, **fields: Any
+        cls,
+        model_class: type[OutboxEvent],
+        *args: Any,
+        using: str = DEFAULT_DB_ALIAS,
+        **fields: Any,
     ) -> OutboxEvent:
         return model_class.objects.using(using).create(*args, **fields)
