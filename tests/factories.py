@@ -3,7 +3,8 @@
 ``OutboxRow(status=..., attempts=...)`` stores a row (``using=`` another database alias);
 ``OutboxRow.build(...)`` makes one unsaved, e.g. for ``bulk_create``. The body is built by the
 app's own builder from ``identity``, ``page``, ``data`` and ``email``; a test that needs a body
-of its own (one Tracify rejects, a size) passes ``payload=``.
+of its own (a size, a marker) passes ``payload=``; ``rejected=True`` makes one Tracify
+rejects.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class OutboxRow(DjangoModelFactory):  # type: ignore[misc]
         page = f"{SHOP}/"
         data = None
         email = None
+        # A body Tracify rejects: no url, no identity.
+        rejected = factory.Trait(
+            event_type=builders.PURCHASE, payload={"type": builders.PURCHASE, "data": {}}
+        )
 
     event_type = builders.PAGEVIEW
     payload = factory.LazyAttribute(
@@ -62,3 +67,8 @@ class OutboxRow(DjangoModelFactory):  # type: ignore[misc]
         **fields: Any,
     ) -> OutboxEvent:
         return model_class.objects.using(using).create(*args, **fields)
+
+
+def shop_events() -> list[OutboxEvent]:
+    """Two pageviews and an addtocart, pending, in id order."""
+    return [OutboxRow(), OutboxRow(event_type=builders.ADDTOCART), OutboxRow()]

@@ -116,9 +116,9 @@ def test_batch_size_and_limit(clock: FakeClock, tracify_api: Any) -> None:
 @responses.activate
 def test_future_and_finished_rows_are_not_sent(clock: FakeClock, tracify_api: Any) -> None:
     responses.post(ENDPOINT, json={"status": True})
-    OutboxRow.create_batch(1, next_attempt_at=clock() + timedelta(seconds=5))
-    OutboxRow.create_batch(1, status=OutboxStatus.DEAD)
-    OutboxRow.create_batch(1, status=OutboxStatus.INVALID)
+    OutboxRow(next_attempt_at=clock() + timedelta(seconds=5))
+    OutboxRow(status=OutboxStatus.DEAD)
+    OutboxRow(status=OutboxStatus.INVALID)
     assert flush(clock=clock).sent == 0
     assert not responses.calls
 
@@ -141,7 +141,7 @@ def test_a_retryable_answer_backs_off_and_ends_the_pass(clock: FakeClock, tracif
 @responses.activate
 def test_backoff_grows_with_the_attempts_made(clock: FakeClock, tracify_api: Any) -> None:
     responses.post(ENDPOINT, status=503)
-    (row,) = OutboxRow.create_batch(1, attempts=3)
+    row = OutboxRow(attempts=3)
     flush(clock=clock, rng=Highest())
     (row,) = reloaded([row])
     assert (row.attempts, row.next_attempt_at) == (4, clock() + timedelta(seconds=30 * 8))
@@ -211,7 +211,7 @@ def test_with_the_defaults_a_failing_event_lives_until_max_age(
 ) -> None:
     tracify_settings(ENDPOINT=ENDPOINT)  # every retry setting at its default
     responses.post(ENDPOINT, status=503)
-    (event,) = OutboxRow.create_batch(1, created_at=clock())
+    event = OutboxRow(created_at=clock())
     rng = random.Random(seed)
     while event.status != OutboxStatus.DEAD:
         clock.now = max(clock.now, event.next_attempt_at)
@@ -326,7 +326,7 @@ def test_a_lease_too_short_for_any_request_is_not_ok(clock: FakeClock, tracify_a
 
 
 def test_settling_with_a_replaced_token_changes_nothing(clock: FakeClock) -> None:
-    (row,) = OutboxRow.create_batch(1)
+    row = OutboxRow()
     first = outbox.claim_batch(10, now=clock(), lease_seconds=60)
     assert first is not None and [r.id for r in first.rows] == [row.id]
     assert outbox.claim_batch(10, now=clock(), lease_seconds=60) is None  # leased
@@ -419,7 +419,7 @@ def test_retention_deletes_old_sent_and_given_up_rows(clock: FakeClock, tracify_
     )
     assert deleted == 6
     assert sorted(OutboxEvent.objects.values_list("id", flat=True)) == [r.id for r in kept]
-    OutboxRow.create_batch(1, status=OutboxStatus.SENT, sent_at=clock() - timedelta(days=40))
+    OutboxRow(status=OutboxStatus.SENT, sent_at=clock() - timedelta(days=40))
     assert flush(clock=clock).deleted == 1  # every pass applies retention
 
 
