@@ -16,6 +16,7 @@ from django_tracify.checks import (
     check_settings,
 )
 from django_tracify.conf import DEFAULT_ENDPOINT, settings
+from tests.middleware_lists import AUTH, SESSIONS, TRACIFY
 
 
 def test_the_test_settings_pass() -> None:
@@ -82,31 +83,10 @@ def test_tracking_turned_off_on_purpose_is_quiet(tracify_settings: Callable[...,
 @pytest.mark.parametrize(
     ("middleware", "expected"),
     [
-        (
-            [
-                "django.contrib.sessions.middleware.SessionMiddleware",
-                "django.contrib.auth.middleware.AuthenticationMiddleware",
-                "django_tracify.middleware.TracifyMiddleware",
-            ],
-            [],
-        ),
-        (
-            [
-                "django.contrib.sessions.middleware.SessionMiddleware",
-                "django_tracify.middleware.TracifyMiddleware",
-                "django.contrib.auth.middleware.AuthenticationMiddleware",
-            ],
-            ["AuthenticationMiddleware"],
-        ),
-        (
-            [
-                "django_tracify.middleware.TracifyMiddleware",
-                "django.contrib.sessions.middleware.SessionMiddleware",
-                "django.contrib.auth.middleware.AuthenticationMiddleware",
-            ],
-            ["SessionMiddleware", "AuthenticationMiddleware"],
-        ),
-        (["django.contrib.sessions.middleware.SessionMiddleware"], []),
+        ([SESSIONS, AUTH, TRACIFY], []),
+        ([SESSIONS, TRACIFY, AUTH], ["AuthenticationMiddleware"]),
+        ([TRACIFY, SESSIONS, AUTH], ["SessionMiddleware", "AuthenticationMiddleware"]),
+        ([SESSIONS], []),
     ],
 )
 def test_tracify_middleware_before_session_or_auth_is_reported(
@@ -121,11 +101,7 @@ def test_tracify_middleware_before_session_or_auth_is_reported(
 
 
 def test_the_middleware_check_runs_with_manage_py_check() -> None:
-    wrong_order = [
-        "django_tracify.middleware.TracifyMiddleware",
-        "django.contrib.sessions.middleware.SessionMiddleware",
-        "django.contrib.auth.middleware.AuthenticationMiddleware",
-    ]
+    wrong_order = [TRACIFY, SESSIONS, AUTH]
     with override_settings(MIDDLEWARE=wrong_order):
         found = checks.run_checks(tags=["tracify"])
     assert "tracify.W004" in [m.id for m in found]

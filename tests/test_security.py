@@ -27,6 +27,7 @@ from django_tracify.delivery.client import TracifyClient
 from django_tracify.delivery.flushing import flush
 from django_tracify.errors import TracifyError, TracifyValidationError
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
+from tests import middleware_lists
 from tests.factories import OutboxRow
 from tracify_receiver import Receiver
 
@@ -239,18 +240,11 @@ def test_admin_actions_are_refused_without_a_csrf_token(action: str) -> None:
 # --- personal data and sizes ------------------------------------------------------------------
 
 
-SESSION_MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_tracify.middleware.TracifyMiddleware",
-]
-
-
 @pytest.mark.urls("tests.middleware_views")
 def test_excluded_url_parameters_are_dropped_before_anything_is_stored(
     settings: Any, tracify_settings: Callable[..., None]
 ) -> None:
-    settings.MIDDLEWARE = SESSION_MIDDLEWARE
+    settings.MIDDLEWARE = middleware_lists.TRACKED
     tracify_settings(EXCLUDE_URL_PARAMS=(*tracify_conf.EXCLUDE_URL_PARAMS, "gclid"))
     secrets = {
         "user_email": "zqsecret-mail-jane@example.com",

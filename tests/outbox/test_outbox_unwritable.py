@@ -19,7 +19,7 @@ from django.test import Client
 
 import django_tracify as tracify
 from django_tracify.outbox import capture_problems, pause
-from tests import unix_socket_http
+from tests import middleware_lists, unix_socket_http
 from tests.conftest import BROWSER_UA
 from tests.process_fixtures import OutboxDatabase, Processes, database_alias, wait_until
 from tests.services import REPO_ROOT, PostgresServer
@@ -144,7 +144,7 @@ def test_after_a_failed_write_the_next_request_does_not_wait_for_the_outbox(
     settings: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings.MIDDLEWARE = ["django_tracify.middleware.TracifyMiddleware"]
+    settings.MIDDLEWARE = [middleware_lists.TRACIFY]
     browser = Client(REMOTE_ADDR="203.0.113.7", headers={"user-agent": BROWSER_UA})
     with caplog.at_level(logging.ERROR, logger="django_tracify"):
         assert browser.get("/page/").status_code == 200  # its pageview timed out
