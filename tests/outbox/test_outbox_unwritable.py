@@ -87,6 +87,18 @@ class SilentServer:
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
+    def database(self) -> dict[str, Any]:
+        """A PostgreSQL DATABASES entry on this server, with the timeouts the README gives."""
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "tracify",
+            "USER": "shop",
+            "HOST": "127.0.0.1",
+            "PORT": self.port,
+            # libpq's smallest connect timeout is 2 s.
+            "OPTIONS": {"connect_timeout": 2, "options": "-c statement_timeout=2000"},
+        }
+
     def serve(self) -> None:
         while not self.stopping.is_set():
             try:
@@ -119,19 +131,10 @@ def silent_outbox(
 ) -> Iterator[SilentServer]:
     """The outbox on a database alias of its own whose host never answers."""
     server = SilentServer()
-    config = {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": "tracify",
-        "USER": "shop",
-        "HOST": "127.0.0.1",
-        "PORT": server.port,
-        # As the README says to set; libpq's smallest connect timeout is 2 s.
-        "OPTIONS": {"connect_timeout": 2, "options": "-c statement_timeout=2000"},
-    }
     # However slow this machine, the second request comes within the pause.
     monkeypatch.setattr(pause, "PAUSE_SECONDS", 600.0)
     try:
-        with database_alias("silent_outbox", config, django_db_blocker):
+        with database_alias("silent_outbox", server.database(), django_db_blocker):
             tracify_settings(DATABASE="silent_outbox", RAISE_ERRORS=False)
             yield server
     finally:
@@ -170,19 +173,11 @@ def test_a_gunicorn_worker_is_not_held_by_an_outbox_that_never_answers(
 ) -> None:
     server = SilentServer()
     try:
-        outbox = {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": "tracify",
-            "USER": "shop",
-            "HOST": "127.0.0.1",
-            "PORT": server.port,
-            "OPTIONS": {"connect_timeout": 2, "options": "-c statement_timeout=2000"},
-        }
         env = {
             **os.environ,
             "PYTHONPATH": str(REPO_ROOT),
             "DJANGO_SETTINGS_MODULE": "tests.outbox_alias_settings",
-            "TRACIFY_TEST_OUTBOX_DATABASE": json.dumps(outbox),
+            "TRACIFY_TEST_OUTBOX_DATABASE": json.dumps(server.database()),
         }
         bind = tmp_path / "gunicorn.sock"
         site = processes.start(
