@@ -37,7 +37,7 @@ def event_body(
     return builders.build(event_type, context, data, email=email).payload
 
 
-class OutboxRow(DjangoModelFactory):  # type: ignore[misc]
+class OutboxRow(DjangoModelFactory):
     class Meta:
         model = OutboxEvent
 
