@@ -48,7 +48,8 @@ class OutboxRow(DjangoModelFactory):
         email = None
         # A body Tracify rejects: no url, no identity.
         rejected = factory.Trait(
-            event_type=builders.PURCHASE, payload={"type": builders.PURCHASE, "data": {}}
+            event_type=builders.PURCHASE,
+            payload=factory.LazyFunction(lambda: {"type": builders.PURCHASE, "data": {}}),
         )
 
     event_type = builders.PAGEVIEW
