@@ -338,6 +338,13 @@ def test_a_blank_line_title_does_not_cost_the_purchase(shop_request: Any) -> Non
     assert event.payload["data"]["ITEM1"] == "(untitled)"
 
 
+def test_a_missing_line_title_is_refused_by_name(shop_request: Any) -> None:
+    order = {**ORDER, "lines": [{"title": None, "quantity": 1, "price": "5"}]}
+    with pytest.raises(TracifyValidationError) as raised:
+        tracify.track_purchase(order, request=shop_request())
+    assert (raised.value.field, raised.value.problem) == ("order.lines[0].title", "is missing")
+
+
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
