@@ -3,11 +3,8 @@ TracifyMiddleware, the outbox in the test's database (tests/process_settings.py)
 
 from __future__ import annotations
 
+from tests import middleware_lists
 from tests.process_settings import *  # noqa: F403
 
 ROOT_URLCONF = "tests.async_views"
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_tracify.middleware.TracifyMiddleware",
-]
+MIDDLEWARE = middleware_lists.TRACKED

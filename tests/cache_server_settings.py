@@ -3,14 +3,9 @@ cache in its documented order around TracifyMiddleware, and the tests/cache_view
 
 from __future__ import annotations
 
+from tests import middleware_lists
 from tests.process_settings import *  # noqa: F403
 
 ROOT_URLCONF = "tests.cache_views"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-MIDDLEWARE = [
-    "django.middleware.cache.UpdateCacheMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_tracify.middleware.TracifyMiddleware",
-    "django.middleware.cache.FetchFromCacheMiddleware",
-]
+MIDDLEWARE = middleware_lists.SITE_CACHE

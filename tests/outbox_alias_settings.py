@@ -10,6 +10,7 @@ import json
 import os
 
 from django_tracify.outbox import pause
+from tests import middleware_lists
 from tests.settings import *  # noqa: F403
 from tests.settings import TRACIFY as BASE_TRACIFY
 
@@ -19,7 +20,7 @@ DATABASES = {
 }
 DATABASE_ROUTERS = ["django_tracify.routers.OutboxRouter"]
 ROOT_URLCONF = "tests.middleware_views"
-MIDDLEWARE = ["django_tracify.middleware.TracifyMiddleware"]
+MIDDLEWARE = [middleware_lists.TRACIFY]
 # Served on a unix socket as behind nginx: the visitor's address comes from X-Forwarded-For.
 TRACIFY = {
     **BASE_TRACIFY,

@@ -257,6 +257,13 @@ def shared_outbox(request: pytest.FixtureRequest) -> OutboxDatabase:
     return database
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def outbox_database(request: pytest.FixtureRequest) -> OutboxDatabase:
+    """A fresh outbox for task workers and the test: an SQLite file, and PostgreSQL."""
+    database: OutboxDatabase = request.getfixturevalue(f"{request.param}_outbox")
+    return database
+
+
 # --- SQLite ---------------------------------------------------------------------------------
 
 

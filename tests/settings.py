@@ -3,6 +3,8 @@ from __future__ import annotations
 import importlib.util
 import os
 
+from tests import middleware_lists
+
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1", "shop.example.com", "www.yourwebsite.com"]
@@ -25,13 +27,7 @@ INSTALLED_APPS = [
 if importlib.util.find_spec("django_celery_beat"):
     INSTALLED_APPS.append("django_celery_beat")
 
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-]
+MIDDLEWARE = middleware_lists.SHOP
 
 TEMPLATES = [
     {

@@ -3,11 +3,8 @@ tracked by TracifyMiddleware, on the outbox database of tests/process_settings.p
 
 from __future__ import annotations
 
+from tests import middleware_lists
 from tests.process_settings import *  # noqa: F403
 
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_tracify.middleware.TracifyMiddleware",
-]
+MIDDLEWARE = middleware_lists.TRACKED
 ROOT_URLCONF = "tests.middleware_views"

@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+import requests
+import responses
 from django.contrib.auth.models import Permission, User
 from django.contrib.sessions.models import Session
 from django.test import Client
@@ -19,17 +21,22 @@ from django.utils import timezone
 
 import django_tracify as tracify
 from django_tracify.capture.context import context_from_request
+from django_tracify.checks import check_settings
+from django_tracify.conf import API_KEY_MASK
 from django_tracify.conf import settings as tracify_conf
 from django_tracify.delivery.client import TracifyClient
 from django_tracify.delivery.flushing import flush
 from django_tracify.errors import TracifyError, TracifyValidationError
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
+from tests import middleware_lists
+from tests.factories import OutboxRow
 from tracify_receiver import Receiver
 
 pytestmark = pytest.mark.django_db
 
 API_KEY = "tk_live_SECURITY_9QxZv3DistinctiveKey"
 CHANGELIST = "/admin/django_tracify/outboxevent/"
+ECHOING_ENDPOINT = "https://tracify.invalid/api/v1/events"
 ORDER = {"number": "S-1", "total": "10.00", "currency": "EUR", "email": "s@example.com"}
 
 
@@ -37,34 +44,6 @@ ORDER = {"number": "S-1", "total": "10.00", "currency": "EUR", "email": "s@examp
 def keyed_receiver() -> Iterator[Receiver]:
     with Receiver(token=API_KEY, host="127.0.0.1") as running:
         yield running
-
-
-class AllRecords(logging.Handler):
-    """Every record of every logger, with its formatted traceback."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.texts: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if record.exc_info:
-            text += "\n" + "".join(traceback.format_exception(*record.exc_info))
-        self.texts.append(text)
-
-
-@pytest.fixture
-def all_logs() -> Iterator[AllRecords]:
-    handler = AllRecords()
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def due_now() -> None:
@@ -75,8 +54,9 @@ def test_the_api_key_is_never_logged_raised_stored_or_shown(
     keyed_receiver: Receiver,
     tracify_settings: Callable[..., None],
     shop_request: Any,
-    all_logs: AllRecords,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     keyed_receiver.reset()
     tracify_settings(
         API_KEY=API_KEY, ENDPOINT=keyed_receiver.endpoint, TIMEOUT=0.5, BATCH_SIZE=2, GZIP=True
@@ -124,14 +104,69 @@ def test_the_api_key_is_never_logged_raised_stored_or_shown(
     shown += [repr(context_from_request(shop_request()))]
     shown += ["".join(traceback.format_exception(err)) for err in errors]
     shown += [str(err.__cause__) + repr(err.__cause__) for err in errors if err.__cause__]
-    shown += all_logs.texts
-    assert len(all_logs.texts) > 10
+    shown.append(caplog.text)  # with each record's traceback
+    assert len(caplog.records) > 10
     for text in shown:
         assert API_KEY not in text
         assert API_KEY[::-1] not in text
 
 
-def admin_client(*codenames: str, enforce_csrf_checks: bool = False) -> Client:
+@responses.activate
+def test_a_key_the_server_echoes_is_masked_wherever_it_is_shown(
+    tracify_settings: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    tracify_settings(API_KEY=API_KEY, ENDPOINT=ECHOING_ENDPOINT, BATCH_SIZE=2)
+    responses.post(ECHOING_ENDPOINT, status=500, json={"error": f"bad key {API_KEY}"})
+    responses.post(ECHOING_ENDPOINT, body=requests.ConnectionError(f"proxy: {API_KEY}"))
+    responses.post(ECHOING_ENDPOINT, status=401, json={"error": f"invalid token {API_KEY}"})
+    responses.post(ECHOING_ENDPOINT, body=RuntimeError("unexpected"))
+    OutboxRow.create_batch(2)
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    for _ in range(3):
+        due_now()
+        result = flush(sleep=lambda seconds: None, max_pause_seconds=0)
+        texts += [result.summary(), repr(result), FlushState.load().last_message]
+    due_now()
+    with pytest.raises(RuntimeError) as info:
+        flush()
+    texts += [str(info.value), repr(info.value), caplog.text]
+    texts += [f"{r.last_error} {r!r} {r}" for r in OutboxEvent.objects.all()]
+    assert len(responses.calls) == 4
+    assert all(API_KEY not in text for text in texts)
+    assert any(API_KEY_MASK in text for text in texts)  # the echoed key was masked, not dropped
+
+
+def test_the_api_key_is_never_in_a_check_message(tracify_settings: Callable[..., None]) -> None:
+    tracify_settings(API_KEY=API_KEY, CUSTOMER_SITE_ID="nope", BATCH_SIZE=-1)
+    messages = check_settings()
+    assert messages
+    for message in messages:
+        assert API_KEY not in str(message)
+
+
+def test_the_admin_never_shows_the_api_key(
+    admin_client: Client, tracify_settings: Callable[..., None]
+) -> None:
+    tracify_settings(API_KEY=API_KEY)
+    row = OutboxRow(
+        status=OutboxStatus.DEAD, last_error=f"HTTP 400: echo of header tracify-token: {API_KEY}"
+    )
+    FlushState.objects.create(
+        last_outcome=FlushState.UNAUTHORISED, last_message=f"401 for key {API_KEY}"
+    )
+    for url in (CHANGELIST, detail_url(row), "/admin/"):
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        assert API_KEY not in page.content.decode()
+    for url in (CHANGELIST, detail_url(row)):
+        assert "[API key]" in admin_client.get(url).content.decode()
+
+
+# --- the admin's permissions and CSRF ---------------------------------------------------------
+
+
+def staff_client(*codenames: str, enforce_csrf_checks: bool = False) -> Client:
     user = User.objects.create_user(
         f"staff-{'-'.join(codenames) or 'none'}", password="pw", is_staff=True
     )
@@ -143,67 +178,74 @@ def admin_client(*codenames: str, enforce_csrf_checks: bool = False) -> Client:
     return client
 
 
-def dead_row() -> OutboxEvent:
-    return OutboxEvent.objects.create(
-        event_type="purchase",
-        payload={"type": "purchase"},
-        status=OutboxStatus.DEAD,
-        last_error="rejected",
-    )
+def detail_url(row: OutboxEvent) -> str:
+    return f"{CHANGELIST}{row.pk}/change/"
 
 
 def post_action(client: Client, action: str, row: OutboxEvent) -> Any:
     return client.post(CHANGELIST, {"action": action, "_selected_action": [row.pk]})
 
 
-def test_the_admin_never_shows_the_api_key(tracify_settings: Callable[..., None]) -> None:
-    tracify_settings(API_KEY=API_KEY)
-    row = dead_row()
-    FlushState.objects.create(last_outcome=FlushState.UNAUTHORISED, last_message="401")
-    user = User.objects.create_superuser("root", password="pw")
-    client = Client()
-    client.force_login(user)
-    for url in (CHANGELIST, f"{CHANGELIST}{row.pk}/change/", "/admin/"):
-        page = client.get(url)
-        assert page.status_code == 200
-        assert API_KEY not in page.content.decode()
+ACTIONS = [
+    ("retry_now", "Retry now", OutboxStatus.PENDING),
+    ("discard", "Discard", OutboxStatus.DISCARDED),
+]
 
 
-@pytest.mark.parametrize("action", ["retry_now", "discard"])
-def test_admin_actions_need_the_operate_permission(action: str) -> None:
-    row = dead_row()
-    viewer = admin_client("view_outboxevent")
+@pytest.mark.parametrize(("action", "label", "after"), ACTIONS)
+def test_only_operators_see_and_run_the_actions(action: str, label: str, after: str) -> None:
+    row = OutboxRow(status=OutboxStatus.DEAD, last_error="rejected")
+    viewer = staff_client("view_outboxevent")
+    html = viewer.get(CHANGELIST).content.decode()
+    assert detail_url(row) in html
+    assert f'value="{action}"' not in html
     post_action(viewer, action, row)
     row.refresh_from_db()
     assert row.status == OutboxStatus.DEAD
 
-    operator = admin_client("view_outboxevent", "operate_outboxevent")
+    operator = staff_client("view_outboxevent", "operate_outboxevent")
+    html = operator.get(CHANGELIST).content.decode()
+    assert f'<option value="{action}">{label}</option>' in html
     post_action(operator, action, row)
     row.refresh_from_db()
-    assert row.status == (OutboxStatus.PENDING if action == "retry_now" else OutboxStatus.DISCARDED)
+    assert row.status == after
 
 
-def test_admin_actions_are_refused_without_a_csrf_token() -> None:
-    row = dead_row()
-    client = admin_client("view_outboxevent", "operate_outboxevent", enforce_csrf_checks=True)
-    answer = post_action(client, "retry_now", row)
+def test_staff_without_view_permission_cannot_open_the_outbox() -> None:
+    assert staff_client("operate_outboxevent").get(CHANGELIST).status_code == 403
+
+
+def test_rows_cannot_be_added_changed_or_deleted(admin_client: Client) -> None:
+    row = OutboxRow(status=OutboxStatus.DEAD)
+    assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
+    html = admin_client.get(detail_url(row)).content.decode()
+    assert 'name="payload"' not in html
+    assert 'name="_save"' not in html
+    response = admin_client.post(detail_url(row), {"status": "sent", "payload": "{}"})
+    assert response.status_code == 403
+    assert admin_client.post(f"{CHANGELIST}{row.pk}/delete/").status_code == 403
+    row.refresh_from_db()
+    assert row.status == OutboxStatus.DEAD
+
+
+@pytest.mark.parametrize("action", [action for action, _, _ in ACTIONS])
+def test_admin_actions_are_refused_without_a_csrf_token(action: str) -> None:
+    row = OutboxRow(status=OutboxStatus.DEAD, last_error="rejected")
+    client = staff_client("view_outboxevent", "operate_outboxevent", enforce_csrf_checks=True)
+    answer = post_action(client, action, row)
     assert answer.status_code == 403
     row.refresh_from_db()
     assert row.status == OutboxStatus.DEAD
 
 
-SESSION_MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_tracify.middleware.TracifyMiddleware",
-]
+# --- personal data and sizes ------------------------------------------------------------------
 
 
 @pytest.mark.urls("tests.middleware_views")
 def test_excluded_url_parameters_are_dropped_before_anything_is_stored(
     settings: Any, tracify_settings: Callable[..., None]
 ) -> None:
-    settings.MIDDLEWARE = SESSION_MIDDLEWARE
+    settings.MIDDLEWARE = middleware_lists.TRACKED
     tracify_settings(EXCLUDE_URL_PARAMS=(*tracify_conf.EXCLUDE_URL_PARAMS, "gclid"))
     secrets = {
         "user_email": "zqsecret-mail-jane@example.com",

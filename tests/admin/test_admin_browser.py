@@ -16,7 +16,8 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
 from django_tracify.events.identity import Identity
-from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
+from django_tracify.models import FlushState, OutboxStatus
+from tests.factories import OutboxRow
 from tests.services import CHROMIUM_ARGS
 from tests.services.common import REPO_ROOT
 
@@ -59,19 +60,16 @@ def log_in(page: Any, live_server: Any, username: str, password: str) -> None:
     expect(page).to_have_url(f"{live_server.url}{OUTBOX_PATH}")
 
 
-def payload(event_type: str, number: int, data: dict[str, str] | None = None) -> dict[str, Any]:
-    identity = Identity.from_raw(
-        ip=f"198.51.100.{number % 250}",
-        user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0",
-        email=f"customer{number}@example.com" if event_type == "purchase" else None,
-    )
+def visitor(event_type: str, number: int) -> dict[str, Any]:
+    """The factory's body parameters for the shop's `number`th visitor (buyers give an email)."""
     return {
-        "url": f"https://shop.example.com/products/linen-shirt-{number}/",
-        "customer_site_id": "5b1f2c7e-9a41-4e0c-8d1a-3f6b2a9c7d10",
-        "identity_data": identity.as_identity_data(),
-        "datetime": "2026-11-26 08:15:00",
-        "type": event_type,
-        "data": {"origin": "https://shop.example.com", "utm_source": "newsletter", **(data or {})},
+        "identity": Identity.from_raw(
+            ip=f"198.51.100.{number % 250}",
+            user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0",
+        ),
+        "email": f"customer{number}@example.com" if event_type == "purchase" else None,
+        "page": f"https://shop.example.com/products/linen-shirt-{number}/",
+        "data": {"utm_source": "newsletter"},
     }
 
 
@@ -83,9 +81,9 @@ def event(event_type: str, status: str, number: int, minutes_ago: float, **field
         fields.setdefault("last_http_status", 200)
     if event_type in ("purchase", "conversion"):
         fields.setdefault("dedup_key", f"{event_type}:{100000 + number}")
-    return OutboxEvent.objects.create(
+    return OutboxRow(
         event_type=event_type,
-        payload=payload(event_type, number),
+        **visitor(event_type, number),
         status=status,
         created_at=created,
         next_attempt_at=created,
@@ -173,7 +171,7 @@ def test_the_summary_warns_in_red_when_tracify_rejected_the_key(
     for number, (event_type, status) in enumerate(mix * 2):
         event(event_type, status, number, 180 - number * 5)
     dead("purchase", 40, 75)
-    OutboxEvent.objects.create(
+    OutboxRow(
         event_type="purchase",
         payload={},
         status=OutboxStatus.INVALID,

@@ -17,17 +17,13 @@ from django_tracify.capture.event_loop import deferring
 from django_tracify.errors import TracifyValidationError
 from django_tracify.events.identity import hash_identity
 from django_tracify.models import OutboxEvent, OutboxStatus
+from tests import middleware_lists
 from tests.async_views import API_ORDER, PRODUCT, TAG_ORDER
 from tests.conftest import BROWSER_UA
 
 # The views' rows are written in other threads, with their own database connections.
 pytestmark = [pytest.mark.urls("tests.async_views"), pytest.mark.usefixtures("transactional_db")]
 
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_tracify.middleware.TracifyMiddleware",
-]
 Fetch = Callable[[str], HttpResponse]
 
 
@@ -39,7 +35,7 @@ def async_safety(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def fetch(settings: Any) -> Fetch:
-    settings.MIDDLEWARE = MIDDLEWARE
+    settings.MIDDLEWARE = middleware_lists.TRACKED
     client = AsyncClient()
 
     def get(path: str) -> HttpResponse:

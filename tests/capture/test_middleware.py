@@ -18,15 +18,11 @@ from django_tracify.capture.tracking import REQUEST_ATTRIBUTE
 from django_tracify.events.identity import hash_email, hash_identity
 from django_tracify.models import OutboxEvent
 from django_tracify.outbox import capture_problems
+from tests import middleware_lists
 from tests.conftest import BROWSER_UA
 
 pytestmark = [pytest.mark.urls("tests.middleware_views")]
 
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_tracify.middleware.TracifyMiddleware",
-]
 VISITOR_IP = "203.0.113.7"
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
@@ -35,7 +31,7 @@ Fetch = Callable[..., HttpResponse]
 
 @pytest.fixture(autouse=True)
 def tracked_site(settings: Any) -> None:
-    settings.MIDDLEWARE = MIDDLEWARE
+    settings.MIDDLEWARE = middleware_lists.TRACKED
 
 
 def sync_browser() -> Fetch:
@@ -275,7 +271,7 @@ def test_landing_parameters_carried_by_a_purchase_are_not_sent_again(browser: Fe
 def test_without_sessions_parameters_go_only_on_the_landing_requests_events(
     browser: Fetch, settings: Any
 ) -> None:
-    settings.MIDDLEWARE = ["django_tracify.middleware.TracifyMiddleware"]
+    settings.MIDDLEWARE = [middleware_lists.TRACIFY]
     browser("/thanks/?utm_source=fb")
     browser("/go/?utm_source=tv")
     browser("/page/")
@@ -289,10 +285,7 @@ def test_without_sessions_parameters_go_only_on_the_landing_requests_events(
 def test_a_page_that_does_not_use_the_session_does_not_vary_on_cookie(
     browser: Fetch, settings: Any
 ) -> None:
-    settings.MIDDLEWARE = [
-        "django.contrib.sessions.middleware.SessionMiddleware",
-        "django_tracify.middleware.TracifyMiddleware",
-    ]
+    settings.MIDDLEWARE = [middleware_lists.SESSIONS, middleware_lists.TRACIFY]
     browser("/go/?utm_source=fb")  # a session now holds the pending parameters
     assert "sessionid" in browser("/page/").cookies  # carried: cleared from the session
     response = browser("/page/")

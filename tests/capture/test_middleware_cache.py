@@ -18,22 +18,11 @@ from django.test import AsyncClient, Client
 from django_tracify.capture.landing import PENDING_COOKIE
 from django_tracify.events.identity import hash_identity
 from django_tracify.models import OutboxEvent
+from tests import middleware_lists
 from tests.conftest import BROWSER_UA
 
 pytestmark = [pytest.mark.urls("tests.cache_views")]
 
-SITE_CACHE_MIDDLEWARE = [
-    "django.middleware.cache.UpdateCacheMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_tracify.middleware.TracifyMiddleware",
-    "django.middleware.cache.FetchFromCacheMiddleware",
-]
-TRACKED_MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_tracify.middleware.TracifyMiddleware",
-]
 ADA = "203.0.113.7"
 BOB = "198.51.100.23"
 
@@ -44,13 +33,13 @@ Fetch = Callable[..., HttpResponse]
 def local_memory_cache(settings: Any) -> None:
     # LocMemCache pickles what it stores, as Redis and memcached do.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    settings.MIDDLEWARE = TRACKED_MIDDLEWARE
+    settings.MIDDLEWARE = middleware_lists.TRACKED
     cache.clear()
 
 
 @pytest.fixture
 def site_cache(settings: Any) -> None:
-    settings.MIDDLEWARE = SITE_CACHE_MIDDLEWARE
+    settings.MIDDLEWARE = middleware_lists.SITE_CACHE
 
 
 def sync_visitor(ip: str) -> Fetch:

@@ -18,6 +18,7 @@ from django_tracify.events.identity import hash_email, hash_identity
 from django_tracify.events.orders import OrderData, OrderLine
 from django_tracify.models import OutboxEvent, OutboxStatus
 from tests.conftest import BROWSER_UA
+from tests.factories import OutboxRow
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +59,7 @@ def test_a_failed_insert_leaves_the_shops_transaction_usable(
     tracify_settings(RAISE_ERRORS=False)
     with transaction.atomic():
         with transaction.atomic():
-            OutboxEvent.objects.create(event_type="x", payload={}, dedup_key="purchase:A-1001")
+            OutboxRow(dedup_key="purchase:A-1001")
         # A unique-key clash is answered with the existing row, not an error.
         assert tracify.track_purchase(ORDER, request=shop_request()) is not None
         User.objects.create(username="still-works")
@@ -355,6 +356,13 @@ def test_a_blank_line_title_does_not_cost_the_purchase(shop_request: Any) -> Non
     event = tracify.track_purchase(order, request=shop_request())
     assert event is not None
     assert event.payload["data"]["ITEM1"] == "(untitled)"
+
+
+def test_a_missing_line_title_is_refused_by_name(shop_request: Any) -> None:
+    order = {**ORDER, "lines": [{"title": None, "quantity": 1, "price": "5"}]}
+    with pytest.raises(TracifyValidationError) as raised:
+        tracify.track_purchase(order, request=shop_request())
+    assert (raised.value.field, raised.value.problem) == ("order.lines[0].title", "is missing")
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-import django_tracify as tracify
 from django_tracify.delivery import flushing
 from django_tracify.management.commands import tracify_flush
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
+from tests.factories import OutboxRow
 from tests.fixed_jitter import Highest
 from tests.services.common import REPO_ROOT
 from tracify_receiver import Receiver
@@ -46,15 +46,6 @@ def free_port() -> int:
     return port
 
 
-@pytest.fixture
-def pageviews(shop_request: Callable[..., Any]) -> Callable[[int], list[OutboxEvent]]:
-    def make(count: int) -> list[OutboxEvent]:
-        events = [tracify.track_pageview(shop_request(f"/p/{n}")) for n in range(count)]
-        return [event for event in events if event is not None]
-
-    return make
-
-
 def statuses() -> list[str]:
     return list(OutboxEvent.objects.order_by("id").values_list("status", flat=True))
 
@@ -62,16 +53,16 @@ def statuses() -> list[str]:
 # --- tracify_flush ----------------------------------------------------------------------------
 
 
-def test_one_pass_delivers_and_prints_a_summary(receiver: Receiver, pageviews: Any) -> None:
-    pageviews(3)
+def test_one_pass_delivers_and_prints_a_summary(receiver: Receiver) -> None:
+    OutboxRow.create_batch(3)
     output = run("tracify_flush")
     assert "sent 3, retried 0, dead 0, left 0" in output
     assert statuses() == ["sent"] * 3
     assert len(receiver.accepted_events()) == 3
 
 
-def test_batch_size_and_limit_options(receiver: Receiver, pageviews: Any) -> None:
-    pageviews(5)
+def test_batch_size_and_limit_options(receiver: Receiver) -> None:
+    OutboxRow.create_batch(5)
     output = run("tracify_flush", "--batch-size", "2", "--limit", "3")
     assert "sent 3, retried 0, dead 0, left 2" in output
     assert [len(r.events or []) for r in receiver.requests()] == [2, 1]
@@ -82,8 +73,8 @@ def test_bad_numbers_are_refused(receiver: Receiver) -> None:
         run("tracify_flush", "--batch-size", "0")
 
 
-def test_verbosity_0_prints_nothing(receiver: Receiver, pageviews: Any) -> None:
-    pageviews(1)
+def test_verbosity_0_prints_nothing(receiver: Receiver) -> None:
+    OutboxRow()
     assert run("tracify_flush", "--verbosity", "0") == ""
     assert statuses() == ["sent"]
 
@@ -92,10 +83,8 @@ def test_an_idle_pass_prints_the_counts_when_verbose(receiver: Receiver) -> None
     assert "sent 0, retried 0, dead 0, left 0" in run("tracify_flush", "--verbosity", "2")
 
 
-def test_dry_run_v2_prints_the_requests_and_changes_nothing(
-    receiver: Receiver, pageviews: Any
-) -> None:
-    events = pageviews(3)
+def test_dry_run_v2_prints_the_requests_and_changes_nothing(receiver: Receiver) -> None:
+    events = OutboxRow.create_batch(3)
     output = run("tracify_flush", "--dry-run", "--batch-size", "2", "--verbosity", "2")
     lines = output.splitlines()
     assert lines[0].startswith("request 1: 2 events, ") and f"#{events[0].pk}" in lines[0]
@@ -108,10 +97,10 @@ def test_dry_run_v2_prints_the_requests_and_changes_nothing(
 
 
 def test_unauthorised_exits_non_zero_and_keeps_the_events(
-    receiver: Receiver, receiver_settings: Callable[..., None], pageviews: Any
+    receiver: Receiver, receiver_settings: Callable[..., None]
 ) -> None:
     receiver_settings(API_KEY="not-the-right-key")
-    pageviews(2)
+    OutboxRow.create_batch(2)
     with pytest.raises(CommandError, match=r"TRACIFY\['API_KEY'\]") as info:
         run("tracify_flush")
     assert info.value.returncode == tracify_flush.EXIT_UNAUTHORISED
@@ -119,11 +108,9 @@ def test_unauthorised_exits_non_zero_and_keeps_the_events(
     assert set(OutboxEvent.objects.values_list("attempts", flat=True)) == {0}
 
 
-def test_an_unreachable_endpoint_exits_non_zero(
-    tracify_settings: Callable[..., None], pageviews: Any
-) -> None:
+def test_an_unreachable_endpoint_exits_non_zero(tracify_settings: Callable[..., None]) -> None:
     tracify_settings(ENDPOINT=f"http://127.0.0.1:{free_port()}/api/v1/events")
-    pageviews(2)
+    OutboxRow.create_batch(2)
     with pytest.raises(CommandError, match="unreachable") as info:
         run("tracify_flush")
     assert info.value.returncode == tracify_flush.EXIT_UNREACHABLE
@@ -131,17 +118,17 @@ def test_an_unreachable_endpoint_exits_non_zero(
     assert FlushState.load().last_outcome == FlushState.UNREACHABLE
 
 
-def test_a_server_error_is_not_unreachable(receiver: Receiver, pageviews: Any) -> None:
+def test_a_server_error_is_not_unreachable(receiver: Receiver) -> None:
     receiver.script("http_500")
-    pageviews(1)
+    OutboxRow()
     assert "sent 0, retried 1, dead 0" in run("tracify_flush")  # exit status 0
 
 
 def test_loop_finishes_the_batch_in_flight_on_sigterm(
-    receiver: Receiver, receiver_settings: Callable[..., None], pageviews: Any
+    receiver: Receiver, receiver_settings: Callable[..., None]
 ) -> None:
     receiver_settings(BATCH_SIZE=2)
-    pageviews(6)
+    OutboxRow.create_batch(6)
     # The signal arrives while the first request is being answered.
     receiver.log = lambda line: os.kill(os.getpid(), signal.SIGTERM)
     before = signal.getsignal(signal.SIGTERM)
@@ -152,9 +139,9 @@ def test_loop_finishes_the_batch_in_flight_on_sigterm(
 
 
 def test_loop_survives_a_failing_pass(
-    receiver: Receiver, pageviews: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
-    pageviews(1)
+    OutboxRow()
     real_flush = tracify_flush.flushing.flush
     calls: list[int] = []
 
@@ -176,12 +163,11 @@ def test_loop_survives_a_failing_pass(
 def test_a_progress_line_on_a_terminal_with_a_large_backlog(
     receiver: Receiver,
     receiver_settings: Callable[..., None],
-    pageviews: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(tracify_flush, "PROGRESS_MIN_BACKLOG", 3)
     receiver_settings(BATCH_SIZE=2)
-    pageviews(4)
+    OutboxRow.create_batch(4)
     output = run("tracify_flush", stdout=Terminal())
     assert "\r         2 / 4 (50%) sent 2" in output
     assert "\r         4 / 4 (100%) sent 4" in output
@@ -191,9 +177,9 @@ def test_a_progress_line_on_a_terminal_with_a_large_backlog(
 # --- tracify_status ---------------------------------------------------------------------------
 
 
-def test_status_shows_backlog_dead_and_the_last_flush(receiver: Receiver, pageviews: Any) -> None:
-    pageviews(2)
-    OutboxEvent.objects.create(event_type="pageview", payload={}, status=OutboxStatus.DEAD)
+def test_status_shows_backlog_dead_and_the_last_flush(receiver: Receiver) -> None:
+    OutboxRow.create_batch(2)
+    OutboxRow(status=OutboxStatus.DEAD)
     output = run("tracify_status")
     assert "pending:        2 (2 due now)" in output
     assert "dead:           1" in output
@@ -206,8 +192,8 @@ def test_status_shows_backlog_dead_and_the_last_flush(receiver: Receiver, pagevi
     assert "last success:   never" not in output
 
 
-def test_status_max_lag_is_a_health_check(pageviews: Any) -> None:
-    (event,) = pageviews(1)
+def test_status_max_lag_is_a_health_check() -> None:
+    event = OutboxRow()
     OutboxEvent.objects.filter(pk=event.pk).update(
         created_at=timezone.now() - timedelta(minutes=10)
     )
@@ -218,10 +204,10 @@ def test_status_max_lag_is_a_health_check(pageviews: Any) -> None:
 
 
 def test_status_sees_an_outage_between_retries(
-    receiver: Receiver, receiver_settings: Callable[..., None], pageviews: Any
+    receiver: Receiver, receiver_settings: Callable[..., None]
 ) -> None:
     receiver_settings(BATCH_SIZE=300, BACKOFF_BASE_SECONDS=60)
-    pageviews(300)
+    OutboxRow.create_batch(300)
     receiver.script("http_500")
     assert flushing.flush(rng=Highest()).retried == 300
     # Tracify has been down for 90 s; passes in between find nothing due and send nothing.
@@ -244,11 +230,11 @@ def test_status_sees_an_outage_between_retries(
 
 
 def test_dry_run_shows_an_oversize_event_as_dead_unsent(
-    receiver: Receiver, receiver_settings: Callable[..., None], pageviews: Any
+    receiver: Receiver, receiver_settings: Callable[..., None]
 ) -> None:
     receiver_settings(MAX_BODY_BYTES=1024)
-    pageviews(1)
-    huge = OutboxEvent.objects.create(event_type="pageview", payload={"pad": "x" * 2000})
+    OutboxRow()
+    huge = OutboxRow(payload={"pad": "x" * 2000})
     output = run("tracify_flush", "--dry-run", "--verbosity", "2")
     assert f"event #{huge.pk}: 2,0" in output and "bytes alone" in output
     assert "would be marked dead, not sent" in output
@@ -285,11 +271,11 @@ def test_loop_says_what_it_does_and_never_the_key(
 
 
 def test_dry_run_prints_a_summary_and_bodies_only_with_v2(
-    receiver: Receiver, receiver_settings: Callable[..., None], pageviews: Any
+    receiver: Receiver, receiver_settings: Callable[..., None]
 ) -> None:
     receiver_settings(MAX_BODY_BYTES=1024)
-    events = pageviews(3)
-    huge = OutboxEvent.objects.create(event_type="purchase", payload={"pad": "x" * 2000})
+    events = OutboxRow.create_batch(3)
+    huge = OutboxRow(event_type="purchase", payload={"pad": "x" * 2000})
     output = run("tracify_flush", "--dry-run", "--batch-size", "2")
     assert events[0].payload["url"] not in output  # no bodies
     lines = output.splitlines()

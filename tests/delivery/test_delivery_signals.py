@@ -11,11 +11,11 @@ from django.db import connections
 from django.dispatch import Signal
 from django.utils import timezone
 
-import django_tracify as tracify
 from django_tracify import signals
 from django_tracify.delivery import flushing
 from django_tracify.delivery.flushing import FlushResult
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
+from tests.factories import OutboxRow, shop_events
 from tests.fixed_jitter import Highest
 from tracify_receiver import Receiver
 
@@ -53,33 +53,9 @@ def of(calls: list[tuple[Signal, dict[str, Any]]], signal: Signal) -> list[dict[
     return [kwargs for sent, kwargs in calls if sent is signal]
 
 
-@pytest.fixture
-def shop_events(shop_request: Callable[..., Any]) -> Callable[[], list[int]]:
-    """Two pageviews and an addtocart, in id order; returns their ids."""
-
-    def make() -> list[int]:
-        events = [
-            tracify.track_pageview(shop_request("/a")),
-            tracify.track_addtocart(shop_request("/cart"), product="SKU-1", quantity=2),
-            tracify.track_pageview(shop_request("/b")),
-        ]
-        return [event.pk for event in events if event is not None]
-
-    return make
-
-
-def bad_event() -> int:
-    """An event Tracify rejects (no url, no identity)."""
-    return OutboxEvent.objects.create(
-        event_type="purchase", payload={"type": "purchase", "data": {}}
-    ).pk
-
-
-def test_a_flush_tells_what_it_sent_and_gave_up_on(
-    receiver: Receiver, heard: Any, shop_events: Any
-) -> None:
-    good = shop_events()
-    bad = bad_event()
+def test_a_flush_tells_what_it_sent_and_gave_up_on(receiver: Receiver, heard: Any) -> None:
+    good = [row.pk for row in shop_events()]
+    bad = OutboxRow(rejected=True).pk
     result = flushing.flush()
     assert (result.sent, result.dead) == (3, 1)
 
@@ -102,10 +78,10 @@ def test_a_flush_tells_what_it_sent_and_gave_up_on(
 
 
 def test_a_failed_attempt_tells_when_the_events_are_tried_again(
-    receiver: Receiver, receiver_settings: Callable[..., None], heard: Any, shop_events: Any
+    receiver: Receiver, receiver_settings: Callable[..., None], heard: Any
 ) -> None:
     receiver_settings(BACKOFF_BASE_SECONDS=60)
-    ids = shop_events()
+    ids = [row.pk for row in shop_events()]
     receiver.script("http_500")
     flushing.flush(rng=Highest())
 
@@ -121,10 +97,10 @@ def test_a_failed_attempt_tells_when_the_events_are_tried_again(
 
 
 def test_a_retry_that_gives_up_on_the_old_events_tells_which(
-    receiver: Receiver, receiver_settings: Callable[..., None], heard: Any, shop_events: Any
+    receiver: Receiver, receiver_settings: Callable[..., None], heard: Any
 ) -> None:
     receiver_settings(MAX_AGE_SECONDS=3600)
-    old, new, newer = shop_events()
+    old, new, newer = (row.pk for row in shop_events())
     OutboxEvent.objects.filter(pk=old).update(created_at=timezone.now() - timedelta(hours=2))
     receiver.script("http_500")
     flushing.flush()
@@ -137,9 +113,7 @@ def test_a_retry_that_gives_up_on_the_old_events_tells_which(
     assert retried["event_types"] == Counter(addtocart=1, pageview=1)
 
 
-def test_unauthorised_sends_no_event_signal(
-    receiver: Receiver, heard: Any, shop_events: Any
-) -> None:
+def test_unauthorised_sends_no_event_signal(receiver: Receiver, heard: Any) -> None:
     shop_events()
     receiver.script("http_401")
     flushing.flush()
@@ -148,7 +122,7 @@ def test_unauthorised_sends_no_event_signal(
 
 
 def test_a_receiver_that_raises_never_breaks_a_flush(
-    receiver: Receiver, shop_events: Any, caplog: pytest.LogCaptureFixture
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken(**kwargs: Any) -> None:
         raise RuntimeError("metrics backend down")
@@ -171,7 +145,7 @@ def test_a_receiver_that_raises_never_breaks_a_flush(
 
 
 def test_a_pass_that_raises_still_says_it_finished(
-    receiver: Receiver, heard: Any, shop_events: Any, monkeypatch: pytest.MonkeyPatch
+    receiver: Receiver, heard: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shop_events()
 
@@ -187,9 +161,7 @@ def test_a_pass_that_raises_still_says_it_finished(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_signals_come_after_the_rows_were_settled_and_committed(
-    receiver: Receiver, shop_events: Any
-) -> None:
+def test_signals_come_after_the_rows_were_settled_and_committed(receiver: Receiver) -> None:
     seen: list[tuple[str, bool, list[str]]] = []
 
     def look(*, signal: Signal, event_ids: list[int] | None = None, **kwargs: Any) -> None:
@@ -199,8 +171,8 @@ def test_signals_come_after_the_rows_were_settled_and_committed(
             (kwargs.get("using", ""), in_transaction, list(rows.values_list("status", flat=True)))
         )
 
-    ids = shop_events()
-    bad_event()
+    ids = [row.pk for row in shop_events()]
+    OutboxRow(rejected=True)
     for signal in DELIVERY_SIGNALS:
         signal.connect(look, sender=OutboxEvent)
     try:
@@ -220,7 +192,7 @@ def test_signals_come_after_the_rows_were_settled_and_committed(
     assert {using for using, _, _ in seen} == {"default"}
 
 
-def test_a_dry_run_sends_no_signal(heard: Any, shop_events: Any) -> None:
+def test_a_dry_run_sends_no_signal(heard: Any) -> None:
     shop_events()
     result: FlushResult = flushing.flush(dry_run=True)
     assert result.would_send == 3

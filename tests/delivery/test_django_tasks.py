@@ -142,44 +142,53 @@ def test_the_command_refuses_a_backend_that_cannot_defer() -> None:
 # --- FLUSH_ON_PURCHASE ----------------------------------------------------------------------
 
 
+@pytest.fixture
+def checkout(shop_request: Callable[..., Any]) -> Callable[[], OutboxEvent | None]:
+    """Tracks the shop's order 1001 at its checkout."""
+    return lambda: tracify.track_purchase(ORDER, request=shop_request("/checkout/"))
+
+
+@pytest.fixture
+def flush_on_purchase(tracify_settings: Callable[..., None]) -> None:
+    tracify_settings(FLUSH_ON_PURCHASE=True)
+
+
 def test_a_committed_purchase_enqueues_one_flush(
     dummy_backend: Any,
-    tracify_settings: Callable[..., None],
+    flush_on_purchase: None,
+    checkout: Callable[[], OutboxEvent | None],
     shop_request: Callable[..., Any],
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    tracify_settings(FLUSH_ON_PURCHASE=True)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         tracify.track_pageview(shop_request("/checkout/"))
-        tracify.track_purchase(ORDER, request=shop_request("/checkout/"))
+        checkout()
         assert enqueued(dummy_backend) == []  # not before the order is committed
     assert enqueued(dummy_backend) == [("flush_outbox", {})]
 
 
 def test_a_repeated_purchase_enqueues_no_second_flush(
     dummy_backend: Any,
-    tracify_settings: Callable[..., None],
-    shop_request: Callable[..., Any],
+    flush_on_purchase: None,
+    checkout: Callable[[], OutboxEvent | None],
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    tracify_settings(FLUSH_ON_PURCHASE=True)
     with django_capture_on_commit_callbacks(execute=True):
-        tracify.track_purchase(ORDER, request=shop_request("/checkout/"))
-        tracify.track_purchase(ORDER, request=shop_request("/checkout/"))
+        checkout()
+        checkout()
     assert enqueued(dummy_backend) == [("flush_outbox", {})]
 
 
 def test_a_rolled_back_purchase_enqueues_nothing(
     dummy_backend: Any,
-    tracify_settings: Callable[..., None],
-    shop_request: Callable[..., Any],
+    flush_on_purchase: None,
+    checkout: Callable[[], OutboxEvent | None],
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    tracify_settings(FLUSH_ON_PURCHASE=True)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         try:
             with transaction.atomic():
-                tracify.track_purchase(ORDER, request=shop_request("/checkout/"))
+                checkout()
                 raise ValueError("payment declined")
         except ValueError:
             pass
@@ -189,11 +198,11 @@ def test_a_rolled_back_purchase_enqueues_nothing(
 
 def test_off_by_default(
     dummy_backend: Any,
-    shop_request: Callable[..., Any],
+    checkout: Callable[[], OutboxEvent | None],
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        tracify.track_purchase(ORDER, request=shop_request("/checkout/"))
+        checkout()
     assert callbacks == []
     assert enqueued(dummy_backend) == []
 
@@ -201,7 +210,7 @@ def test_off_by_default(
 def test_the_immediate_backend_never_flushes_in_the_request(
     receiver: Receiver,
     receiver_settings: Callable[..., None],
-    shop_request: Callable[..., Any],
+    checkout: Callable[[], OutboxEvent | None],
     django_capture_on_commit_callbacks: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -211,7 +220,7 @@ def test_the_immediate_backend_never_flushes_in_the_request(
         django_capture_on_commit_callbacks(execute=True),
         caplog.at_level(logging.WARNING, "django_tracify"),
     ):
-        tracify.track_purchase(ORDER, request=shop_request("/checkout/"))
+        checkout()
     assert receiver.accepted_events() == []
     assert OutboxEvent.objects.get().status == OutboxStatus.PENDING
     assert "FLUSH_ON_PURCHASE skipped" in caplog.text
@@ -219,25 +228,21 @@ def test_the_immediate_backend_never_flushes_in_the_request(
 
 def test_a_failing_task_backend_never_reaches_the_shop(
     dummy_backend: Any,
-    tracify_settings: Callable[..., None],
-    shop_request: Callable[..., Any],
+    flush_on_purchase: None,
+    checkout: Callable[[], OutboxEvent | None],
     django_capture_on_commit_callbacks: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    tracify_settings(FLUSH_ON_PURCHASE=True)
     with (
         mock.patch.object(type(dummy_backend), "enqueue", side_effect=ConnectionError("queue")),
         django_capture_on_commit_callbacks(execute=True),
     ):
-        row = tracify.track_purchase(ORDER, request=shop_request("/checkout/"))
+        row = checkout()
     assert row is not None and row.status == OutboxStatus.PENDING
     assert "could not enqueue the flush task" in caplog.text
 
 
-def test_check_e009_when_the_backend_would_flush_in_the_request(
-    tracify_settings: Callable[..., None],
-) -> None:
-    tracify_settings(FLUSH_ON_PURCHASE=True)
+def test_check_e009_when_the_backend_would_flush_in_the_request(flush_on_purchase: None) -> None:
     with override_settings(TASKS={"default": {"BACKEND": IMMEDIATE}}):
         assert [message.id for message in check_settings()] == ["tracify.E009"]
     with override_settings(TASKS={"default": {"BACKEND": DUMMY}}):
@@ -245,14 +250,13 @@ def test_check_e009_when_the_backend_would_flush_in_the_request(
 
 
 def test_without_the_task_framework_the_purchase_is_still_stored(
-    tracify_settings: Callable[..., None],
-    shop_request: Callable[..., Any],
+    flush_on_purchase: None,
+    checkout: Callable[[], OutboxEvent | None],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    tracify_settings(FLUSH_ON_PURCHASE=True)
     # As on Django 5.2 without the django-tasks backport: the module cannot be imported.
     with mock.patch.dict(sys.modules, {"django_tracify.django_tasks": None}):
-        row = tracify.track_purchase(ORDER, request=shop_request("/checkout/"))
+        row = checkout()
         assert [message.id for message in check_settings()] == ["tracify.E009"]
     assert row is not None and row.status == OutboxStatus.PENDING
     assert "FLUSH_ON_PURCHASE: the flush task was not enqueued" in caplog.text

@@ -7,17 +7,15 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
 import pytest
 from django.db import connections
 from django.db.models import Count
 
-from django_tracify.capture.context import context_from_request
 from django_tracify.delivery.flushing import flush
-from django_tracify.events.builders import build_conversion
 from django_tracify.models import OutboxEvent, OutboxStatus
+from tests.factories import OutboxRow
 from tests.process_fixtures import OutboxDatabase, Processes, Started, process_env, wait_until
 from tests.services import PostgresServer
 from tracify_receiver import Receiver, dedup_key
@@ -28,22 +26,19 @@ FLUSHERS = 4
 EVENTS = 5_000
 
 
-def enqueue_conversions(
-    database: OutboxDatabase, count: int, shop_request: Callable[..., Any], prefix: str = "mp"
-) -> set[str]:
+def enqueue_conversions(database: OutboxDatabase, count: int, prefix: str = "mp") -> set[str]:
     """`count` valid conversion events in one insert; their keys, as the receiver sees them."""
-    template = build_conversion(context_from_request(shop_request("/thanks")), "x", "9.99", "EUR")
-    rows = []
-    for n in range(count):
-        payload = {**template.payload, "data": {**template.payload["data"]}}
-        payload["data"]["conversion_id"] = f"{prefix}-{n}"
-        rows.append(
-            OutboxEvent(
-                event_type="conversion", payload=payload, dedup_key=f"conversion:{prefix}-{n}"
-            )
+    keys = [f"{prefix}-{n}" for n in range(count)]
+    rows = [
+        OutboxRow.build(
+            event_type="conversion",
+            data={"conversion_id": key, "currency": "EUR", "amount": "9.99"},
+            dedup_key=f"conversion:{key}",
         )
+        for key in keys
+    ]
     OutboxEvent.objects.using(database.alias).bulk_create(rows, batch_size=1_000)
-    return {f"conversion:{prefix}-{n}" for n in range(count)}
+    return {f"conversion:{key}" for key in keys}
 
 
 def status_counts(database: OutboxDatabase) -> dict[str, int]:
@@ -61,7 +56,6 @@ def test_four_flushers_deliver_every_event_exactly_once(
     shared_outbox: OutboxDatabase,
     receiver: Receiver,
     processes: Processes,
-    shop_request: Callable[..., Any],
 ) -> None:
     env = process_env(shared_outbox, receiver)
     loop = ("tracify_flush", "--loop", "--interval", "0.1", "--batch-size", "25", "-v", "2")
@@ -72,7 +66,7 @@ def test_four_flushers_deliver_every_event_exactly_once(
         60,
         lambda: "\n".join(f"{f.name}:\n{f.output()}" for f in flushers),
     )
-    keys = enqueue_conversions(shared_outbox, EVENTS, shop_request)
+    keys = enqueue_conversions(shared_outbox, EVENTS)
 
     wait_until(
         lambda: status_counts(shared_outbox) == {OutboxStatus.SENT: EVENTS},
@@ -95,11 +89,10 @@ def test_a_flusher_killed_mid_batch_loses_nothing(
     shared_outbox: OutboxDatabase,
     receiver: Receiver,
     processes: Processes,
-    shop_request: Callable[..., Any],
 ) -> None:
     lease = {"LEASE_SECONDS": 6, "TIMEOUT": 3}  # a request may use the lease but its last 3 s
     env = process_env(shared_outbox, receiver, **lease)
-    keys = enqueue_conversions(shared_outbox, 200, shop_request)
+    keys = enqueue_conversions(shared_outbox, 200)
     receiver.script({"kind": "hang", "seconds": 30})  # the first request gets no answer
 
     doomed = processes.manage("doomed", "tracify_flush", "--batch-size", "50", env=env)
@@ -145,14 +138,13 @@ def test_a_looping_flusher_survives_a_dropped_database_connection(
     postgres_outbox: OutboxDatabase,
     receiver: Receiver,
     processes: Processes,
-    shop_request: Callable[..., Any],
 ) -> None:
     env = process_env(postgres_outbox, receiver, BACKOFF_BASE_SECONDS=0)
     flusher = processes.manage(
         "flusher", "tracify_flush", "--loop", "--interval", "0.1", "-v", "2", env=env
     )
     wait_until(lambda: ", left 0" in flusher.output(), 60, flusher.output)
-    before = enqueue_conversions(postgres_outbox, 10, shop_request)
+    before = enqueue_conversions(postgres_outbox, 10)
     wait_until(
         lambda: status_counts(postgres_outbox) == {OutboxStatus.SENT: 10},
         60,
@@ -164,7 +156,7 @@ def test_a_looping_flusher_survives_a_dropped_database_connection(
     receiver.script("reset", "reset")
     rows = OutboxEvent.objects.using(postgres_outbox.alias)
     rows.all().delete()
-    after = enqueue_conversions(postgres_outbox, 10, shop_request, prefix="late")
+    after = enqueue_conversions(postgres_outbox, 10, prefix="late")
     wait_until(
         lambda: status_counts(postgres_outbox) == {OutboxStatus.SENT: 10},
         60,
@@ -180,10 +172,9 @@ def test_an_answer_that_comes_after_the_connection_dropped_is_still_settled(
     postgres_server: PostgresServer,
     receiver: Receiver,
     receiver_settings: Callable[..., None],
-    shop_request: Callable[..., Any],
 ) -> None:
     receiver_settings(DATABASE=postgres_outbox.alias, BATCH_SIZE=10)
-    keys = enqueue_conversions(postgres_outbox, 10, shop_request)
+    keys = enqueue_conversions(postgres_outbox, 10)
 
     def drop_the_flushers_connection(line: str) -> None:
         # While the flusher waits for this answer, as a failover or an idle timeout would.

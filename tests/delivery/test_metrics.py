@@ -14,7 +14,6 @@ import requests
 from django.core.management import call_command
 from django.utils import timezone
 
-import django_tracify as tracify
 from django_tracify import checks
 from django_tracify.delivery import flushing
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
@@ -25,6 +24,7 @@ pytest.importorskip("prometheus_client")  # the `test` extra installs it
 from prometheus_client import REGISTRY
 
 from django_tracify.delivery import metrics
+from tests.factories import OutboxRow, shop_events
 
 pytestmark = pytest.mark.django_db
 
@@ -39,17 +39,7 @@ def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-@pytest.fixture
-def shop_events(shop_request: Callable[..., Any]) -> Callable[[], None]:
-    def make() -> None:
-        tracify.track_pageview(shop_request("/a"))
-        tracify.track_addtocart(shop_request("/cart"), product="SKU-1", quantity=2)
-        tracify.track_pageview(shop_request("/b"))
-
-    return make
-
-
-def test_counters_follow_a_real_flush(receiver: Receiver, shop_events: Any) -> None:
+def test_counters_follow_a_real_flush(receiver: Receiver) -> None:
     names = [
         ("tracify_events_sent_total", "pageview"),
         ("tracify_events_sent_total", "addtocart"),
@@ -61,7 +51,7 @@ def test_counters_follow_a_real_flush(receiver: Receiver, shop_events: Any) -> N
     passes = {o: sample("tracify_flush_passes_total", outcome=o) for o in ("ok", "failing")}
 
     shop_events()
-    OutboxEvent.objects.create(event_type="purchase", payload={"type": "purchase"})
+    OutboxRow(rejected=True)
     flushing.flush()
     shop_events()
     receiver.script("http_500")
@@ -79,7 +69,7 @@ def test_counters_follow_a_real_flush(receiver: Receiver, shop_events: Any) -> N
     assert sample("tracify_flush_passes_total", outcome="failing") - passes["failing"] == 1
 
 
-def test_installing_twice_counts_once(receiver: Receiver, shop_events: Any) -> None:
+def test_installing_twice_counts_once(receiver: Receiver) -> None:
     metrics.install()
     before = sample("tracify_events_sent_total", event_type="pageview")
     shop_events()
@@ -87,7 +77,7 @@ def test_installing_twice_counts_once(receiver: Receiver, shop_events: Any) -> N
     assert sample("tracify_events_sent_total", event_type="pageview") - before == 2
 
 
-def test_the_outbox_gauges_are_read_at_scrape_time(receiver: Receiver, shop_events: Any) -> None:
+def test_the_outbox_gauges_are_read_at_scrape_time(receiver: Receiver) -> None:
     shop_events()
     flushing.flush()
     state = FlushState.load()
@@ -100,7 +90,7 @@ def test_the_outbox_gauges_are_read_at_scrape_time(receiver: Receiver, shop_even
     OutboxEvent.objects.filter(pk=oldest.pk).update(
         created_at=timezone.now() - timedelta(minutes=10)
     )
-    OutboxEvent.objects.create(event_type="pageview", payload={}, status=OutboxStatus.DEAD)
+    OutboxRow(status=OutboxStatus.DEAD)
     capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
     capture_problems.record(capture_problems.OUTBOX_UNWRITABLE)
     capture_problems.save("default")
@@ -153,7 +143,6 @@ def scrape(server: WSGIServer) -> str:
 def test_serve_exposes_the_metrics_over_http(
     receiver: Receiver,
     receiver_settings: Callable[..., None],
-    shop_events: Any,
     servers: list[WSGIServer],
 ) -> None:
     receiver_settings(PROMETHEUS=True)
@@ -182,7 +171,6 @@ def test_serve_is_off_without_a_port_or_without_the_setting(
 def test_the_flush_loop_serves_the_metrics(
     receiver: Receiver,
     receiver_settings: Callable[..., None],
-    shop_events: Any,
     servers: list[WSGIServer],
 ) -> None:
     receiver_settings(PROMETHEUS=True, PROMETHEUS_PORT=free_port(), PROMETHEUS_ADDR="127.0.0.1")

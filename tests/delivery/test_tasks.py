@@ -8,9 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -20,7 +18,6 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
-import django_tracify as tracify
 from django_tracify import outbox
 from django_tracify.delivery.schedule import (
     PERIODIC_TASK_NAME,
@@ -29,19 +26,11 @@ from django_tracify.delivery.schedule import (
 )
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
 from django_tracify.tasks import flush_outbox
+from tests.factories import OutboxRow
 from tests.services import REPO_ROOT
 from tracify_receiver import Receiver
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def pageviews(shop_request: Callable[..., Any]) -> Callable[[int], list[OutboxEvent]]:
-    def make(count: int) -> list[OutboxEvent]:
-        events = [tracify.track_pageview(shop_request(f"/task/{n}")) for n in range(count)]
-        return [event for event in events if event is not None]
-
-    return make
 
 
 def statuses() -> list[str]:
@@ -51,10 +40,8 @@ def statuses() -> list[str]:
 # --- the task -------------------------------------------------------------------------------
 
 
-def test_the_task_delivers_due_events(
-    receiver: Receiver, pageviews: Callable[[int], list[OutboxEvent]]
-) -> None:
-    events = pageviews(5)
+def test_the_task_delivers_due_events(receiver: Receiver) -> None:
+    events = OutboxRow.create_batch(5)
     outcome = flush_outbox.apply(kwargs={"batch_size": 2}).get()
     assert outcome == {"sent": 5, "retried": 0, "dead": 0, "left": 0, "outcome": "ok"}
     assert [event["url"] for event in receiver.accepted_events()] == [
@@ -69,10 +56,8 @@ def test_the_task_is_registered_under_a_stable_name_and_stores_no_result() -> No
     assert flush_outbox.ignore_result is True
 
 
-def test_overlapping_runs_leave_each_other_s_rows_alone(
-    receiver: Receiver, pageviews: Callable[[int], list[OutboxEvent]]
-) -> None:
-    pageviews(6)
+def test_overlapping_runs_leave_each_other_s_rows_alone(receiver: Receiver) -> None:
+    OutboxRow.create_batch(6)
     # Another run (a slow one, another worker) is in the middle of sending the first three.
     other = outbox.claim_batch(3, now=timezone.now(), lease_seconds=300)
     assert other is not None
@@ -87,10 +72,8 @@ def test_overlapping_runs_leave_each_other_s_rows_alone(
     ) == {other.token}
 
 
-def test_a_refused_key_keeps_the_events_and_is_recorded_not_raised(
-    receiver: Receiver, pageviews: Callable[[int], list[OutboxEvent]]
-) -> None:
-    pageviews(2)
+def test_a_refused_key_keeps_the_events_and_is_recorded_not_raised(receiver: Receiver) -> None:
+    OutboxRow.create_batch(2)
     receiver.script("http_401")
     outcome = flush_outbox.apply().get()
     assert (outcome["sent"], outcome["outcome"]) == (0, FlushState.UNAUTHORISED)

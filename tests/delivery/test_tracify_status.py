@@ -11,10 +11,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-import django_tracify as tracify
 from django_tracify.delivery import flushing
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
 from django_tracify.outbox import capture_problems
+from tests.factories import OutboxRow
 from tests.fixed_jitter import Highest
 from tracify_receiver import Receiver
 
@@ -28,20 +28,11 @@ def status_json(*args: str) -> dict[str, Any]:
     return facts
 
 
-@pytest.fixture
-def pageviews(shop_request: Callable[..., Any]) -> Callable[[int], list[int]]:
-    def make(count: int) -> list[int]:
-        events = [tracify.track_pageview(shop_request(f"/p/{n}")) for n in range(count)]
-        return [event.pk for event in events if event is not None]
-
-    return make
-
-
-def test_json_before_any_flush(pageviews: Any) -> None:
-    ids = pageviews(2)
+def test_json_before_any_flush() -> None:
+    ids = [row.pk for row in OutboxRow.create_batch(2)]
     OutboxEvent.objects.filter(pk=ids[0]).update(created_at=timezone.now() - timedelta(minutes=10))
-    OutboxEvent.objects.create(event_type="pageview", payload={}, status=OutboxStatus.DEAD)
-    OutboxEvent.objects.create(event_type="pageview", payload={}, status=OutboxStatus.INVALID)
+    OutboxRow(status=OutboxStatus.DEAD)
+    OutboxRow(status=OutboxStatus.INVALID)
     facts = status_json()
     assert facts["pending"] == 2
     assert facts["due"] == 2
@@ -63,10 +54,10 @@ def test_json_before_any_flush(pageviews: Any) -> None:
 
 
 def test_json_after_real_flushes(
-    receiver: Receiver, receiver_settings: Callable[..., None], pageviews: Any
+    receiver: Receiver, receiver_settings: Callable[..., None]
 ) -> None:
     receiver_settings(BACKOFF_BASE_SECONDS=60)
-    pageviews(3)
+    OutboxRow.create_batch(3)
     call_command("tracify_flush", stdout=io.StringIO())
     facts = status_json()
     state = FlushState.load()
@@ -78,7 +69,7 @@ def test_json_after_real_flushes(
     assert state.last_success_at is not None
     assert datetime.fromisoformat(facts["last_success_at"]) == state.last_success_at
 
-    pageviews(2)
+    OutboxRow.create_batch(2)
     receiver.script("http_500")
     flushing.flush(rng=Highest())
     facts = status_json()
@@ -88,9 +79,9 @@ def test_json_after_real_flushes(
     assert datetime.fromisoformat(facts["last_success_at"]) == state.last_success_at
 
 
-def test_json_counts_expired_leases_and_capture_problems(pageviews: Any) -> None:
-    (event,) = pageviews(1)
-    OutboxEvent.objects.filter(pk=event).update(
+def test_json_counts_expired_leases_and_capture_problems() -> None:
+    event = OutboxRow()
+    OutboxEvent.objects.filter(pk=event.pk).update(
         status=OutboxStatus.SENDING, lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
     capture_problems.record(capture_problems.NO_CLIENT_IP)
@@ -102,9 +93,11 @@ def test_json_counts_expired_leases_and_capture_problems(pageviews: Any) -> None
     assert facts["capture_problems"]["no_client_ip"]["last_at"] is not None
 
 
-def test_json_keeps_the_max_lag_exit_status(pageviews: Any) -> None:
-    (event,) = pageviews(1)
-    OutboxEvent.objects.filter(pk=event).update(created_at=timezone.now() - timedelta(minutes=10))
+def test_json_keeps_the_max_lag_exit_status() -> None:
+    event = OutboxRow()
+    OutboxEvent.objects.filter(pk=event.pk).update(
+        created_at=timezone.now() - timedelta(minutes=10)
+    )
     facts = status_json("--max-lag", "900")
     assert (facts["max_lag"], facts["over_max_lag"]) == (900, False)
 
@@ -116,7 +109,7 @@ def test_json_keeps_the_max_lag_exit_status(pageviews: Any) -> None:
     assert (facts["max_lag"], facts["over_max_lag"]) == (300, True)
 
 
-def test_status_reads_without_writing(pageviews: Any) -> None:
+def test_status_reads_without_writing() -> None:
     status_json()
     call_command("tracify_status", stdout=io.StringIO())
     assert not FlushState.objects.exists()

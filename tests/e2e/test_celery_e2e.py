@@ -26,14 +26,6 @@ pytestmark = [pytest.mark.celery, pytest.mark.slow]
 EVENTS = 20  # per wave
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
-def outbox_database(request: pytest.FixtureRequest) -> OutboxDatabase:
-    database: OutboxDatabase = request.getfixturevalue(f"{request.param}_outbox")
-    return database
-
-
 @pytest.fixture
 def queue(redis_url: str) -> Iterator[str]:
     """A Celery queue of this test's own, so no task left in Redis by another run reaches it."""

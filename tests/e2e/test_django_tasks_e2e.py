@@ -37,12 +37,6 @@ PERIODIC = "django_tracify.django_tasks.flush_outbox_periodically"
 TASK_TABLE = "django_tasks_database_dbtaskresult"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def outbox_database(request: pytest.FixtureRequest) -> OutboxDatabase:
-    database: OutboxDatabase = request.getfixturevalue(f"{request.param}_outbox")
-    return database
-
-
 def task_rows(alias: str) -> list[tuple[str, str]]:
     """(task path, status) of every task in the queue, oldest first."""
     with connections[alias].cursor() as cursor:

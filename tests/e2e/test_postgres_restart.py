@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,6 @@ def test_a_looping_flusher_delivers_again_after_its_postgresql_restarted(
     private_postgres: tuple[Path, int, dict[str, Any]],
     receiver: Receiver,
     processes: Processes,
-    shop_request: Callable[..., Any],
     django_db_blocker: Any,
 ) -> None:
     base, port, config = private_postgres
@@ -79,7 +78,7 @@ def test_a_looping_flusher_delivers_again_after_its_postgresql_restarted(
         )
 
     with database_alias(database.alias, config, django_db_blocker):
-        before = enqueue_conversions(database, 10, shop_request)
+        before = enqueue_conversions(database, 10)
         delivered(10)
         passes_before = flusher.output().count(", left ")
 
@@ -91,7 +90,7 @@ def test_a_looping_flusher_delivers_again_after_its_postgresql_restarted(
         )
         start_postgres(base, port)
         connections[database.alias].close()  # the test's own connection died with the server
-        after = enqueue_conversions(database, 10, shop_request, prefix="after-restart")
+        after = enqueue_conversions(database, 10, prefix="after-restart")
         # ... and once it is back, the same process delivers what was written since.
         delivered(20)
 

@@ -37,6 +37,7 @@ from django_tracify.conf import DEFAULT_EXCLUDE_URL_PARAMS
 from django_tracify.errors import TracifyValidationError
 from django_tracify.models import OutboxEvent, OutboxStatus
 from django_tracify.routers import outbox_database
+from tests import middleware_lists
 from tests import settings as test_settings
 from tracify_receiver import validate_event
 
@@ -570,11 +571,6 @@ urlpatterns = [
     path("thanks/", thanks),
     re_path(r"", shop_page),
 ]
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_tracify.middleware.TracifyMiddleware",
-]
 
 
 @given(visit=visits())
@@ -594,7 +590,7 @@ def test_through_the_middleware_pages_never_break_and_nothing_raw_is_stored(
     headers["REMOTE_ADDR"] = visit.ip
     with (
         tracking(raise_errors=False) as log,
-        override_settings(MIDDLEWARE=MIDDLEWARE, ROOT_URLCONF=__name__),
+        override_settings(MIDDLEWARE=middleware_lists.TRACKED, ROOT_URLCONF=__name__),
     ):
         client = Client()
         page = client.get(visit.path, QUERY_STRING=as_wsgi(visit.query), **headers)

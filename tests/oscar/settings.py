@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from oscar.defaults import *  # noqa: F403
 
+from tests import middleware_lists
 from tests.settings import TRACIFY
 
 SECRET_KEY = "tests-only-not-secret"
@@ -69,12 +70,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "django.middleware.common.CommonMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_tracify.middleware.TracifyMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    *middleware_lists.tracked(middleware_lists.SHOP),
     "oscar.apps.basket.middleware.BasketMiddleware",
 ]
 

@@ -17,6 +17,7 @@ import django_tracify as tracify
 from django_tracify import outbox
 from django_tracify.delivery.flushing import flush
 from django_tracify.models import FlushState, OutboxEvent, OutboxStatus
+from tests.factories import OutboxRow
 from tests.services import MariaDBServer, PostgresServer
 from tracify_receiver import Receiver
 
@@ -92,10 +93,7 @@ def db_vendor(claim_aliases: str, django_db_blocker: Any) -> Iterator[str]:
 
 
 def pending(count: int) -> list[int]:
-    return [
-        OutboxEvent.objects.using(FLUSHER).create(event_type="pageview", payload={"n": n}).id
-        for n in range(count)
-    ]
+    return [row.id for row in OutboxRow.create_batch(count, using=FLUSHER)]
 
 
 def claimed_ids(claim: outbox.Claim | None) -> list[int]:

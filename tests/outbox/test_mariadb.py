@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.core import checks
@@ -19,6 +20,13 @@ from django_tracify.models import OutboxEvent, OutboxStatus
 from tests.process_fixtures import OutboxDatabase
 
 pytestmark = pytest.mark.mariadb
+
+
+@pytest.fixture
+def mariadb(mariadb_outbox: OutboxDatabase, tracify_settings: Callable[..., None]) -> Any:
+    """The outbox on the MariaDB server; its connection, whose features a test may fake."""
+    tracify_settings(DATABASE=mariadb_outbox.alias)
+    return connections[mariadb_outbox.alias]
 
 
 def test_a_mariadb_outbox_passes_every_check(
@@ -46,14 +54,10 @@ def is_ours(message: checks.CheckMessage) -> bool:
 
 
 def test_mariadb_before_10_6_is_warned_about_and_its_flushers_wait_in_turn(
-    mariadb_outbox: OutboxDatabase,
-    tracify_settings: Callable[..., None],
-    monkeypatch: pytest.MonkeyPatch,
+    mariadb: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tracify_settings(DATABASE=mariadb_outbox.alias)
-    connection = connections[mariadb_outbox.alias]
-    monkeypatch.setattr(connection.features, "has_select_for_update_skip_locked", False)
-    monkeypatch.setattr(connection, "mysql_version", (10, 5, 27))
+    monkeypatch.setattr(mariadb.features, "has_select_for_update_skip_locked", False)
+    monkeypatch.setattr(mariadb, "mysql_version", (10, 5, 27))
     found = check_database()
     assert [m.id for m in found] == ["tracify.W006"]
     assert "MariaDB 10.5.27" in found[0].msg
@@ -65,31 +69,23 @@ def test_mariadb_before_10_6_is_warned_about_and_its_flushers_wait_in_turn(
 
 
 def test_a_backend_without_row_locks_is_refused(
-    mariadb_outbox: OutboxDatabase,
-    tracify_settings: Callable[..., None],
-    monkeypatch: pytest.MonkeyPatch,
+    mariadb: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tracify_settings(DATABASE=mariadb_outbox.alias)
-    connection = connections[mariadb_outbox.alias]
-    monkeypatch.setattr(connection.features, "has_select_for_update", False)
+    monkeypatch.setattr(mariadb.features, "has_select_for_update", False)
     assert [m.id for m in check_database()] == ["tracify.E007"]
 
 
 def test_without_returning_the_new_row_is_read_by_its_id(
-    mariadb_outbox: OutboxDatabase,
-    tracify_settings: Callable[..., None],
-    monkeypatch: pytest.MonkeyPatch,
+    mariadb: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # MySQL has no INSERT ... RETURNING (MariaDB has, since 10.5): the id is the cursor's.
-    tracify_settings(DATABASE=mariadb_outbox.alias)
-    connection = connections[mariadb_outbox.alias]
-    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    monkeypatch.setattr(mariadb.features, "can_return_columns_from_insert", False)
     outbox.enqueue(Event("pageview", {"n": "first"}))
     payload = {"type": "purchase", "data": {"ORDERID": "A-1", "note": "ünïcode 'quoted'"}}
     stored, created = outbox.store(Event("purchase", payload, "purchase:A-1"))
     again, created_again = outbox.store(Event("purchase", payload, "purchase:A-1"))
     assert (created, created_again) == (True, False)
-    fresh = OutboxEvent.objects.using(mariadb_outbox.alias).get(dedup_key="purchase:A-1")
+    fresh = OutboxEvent.objects.using(mariadb.alias).get(dedup_key="purchase:A-1")
     assert stored.id == again.id == fresh.id
     assert (fresh.payload, fresh.status) == (payload, OutboxStatus.PENDING)
     claim = outbox.claim_batch(10, now=timezone.now(), lease_seconds=60)
@@ -112,22 +108,17 @@ def tables_in(plan: object) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("term", ["purchase:1001", "1001"])
 def test_the_admin_search_is_answered_from_the_dedup_key_index(
-    mariadb_outbox: OutboxDatabase,
-    tracify_settings: Callable[..., None],
-    rf: pytest.FixtureRequest,
-    term: str,
+    mariadb: Any, rf: pytest.FixtureRequest, term: str
 ) -> None:
     """LIKE BINARY (Django's startswith on MySQL) cannot use the index: a table scan."""
     from django.contrib.admin.sites import site
 
-    tracify_settings(DATABASE=mariadb_outbox.alias)
     for n in range(200):
         outbox.enqueue(Event("purchase", {"n": n}, dedup_key=f"purchase:{n}"))
-    connection = connections[mariadb_outbox.alias]
-    with connection.cursor() as cursor:
+    with mariadb.cursor() as cursor:
         cursor.execute("ANALYZE TABLE django_tracify_outboxevent")
     model_admin = site._registry[OutboxEvent]
-    queryset = OutboxEvent.objects.using(mariadb_outbox.alias).all()
+    queryset = OutboxEvent.objects.using(mariadb.alias).all()
     found, _ = model_admin.get_search_results(rf.get("/"), queryset, term)
 
     plan = json.loads(found.explain(format="json"))

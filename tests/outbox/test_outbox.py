@@ -5,14 +5,9 @@ import pytest
 from django_tracify import outbox
 from django_tracify.events.builders import Event
 from django_tracify.models import OutboxEvent, OutboxStatus
+from tests.factories import OutboxRow
 
 pytestmark = pytest.mark.django_db
-
-
-def make(status: str, attempts: int = 3) -> OutboxEvent:
-    return OutboxEvent.objects.create(
-        event_type="pageview", payload={"type": "pageview"}, status=status, attempts=attempts
-    )
 
 
 def test_enqueue_without_dedup_key_always_inserts() -> None:
@@ -21,8 +16,9 @@ def test_enqueue_without_dedup_key_always_inserts() -> None:
 
 
 def test_retry_now_resets_dead_and_discarded_rows_only() -> None:
-    dead, discarded, sent = make("dead"), make("discarded"), make("sent")
-    invalid = make("invalid")
+    dead, discarded, sent, invalid = (
+        OutboxRow(status=status, attempts=3) for status in ("dead", "discarded", "sent", "invalid")
+    )
     assert outbox.retry_now(OutboxEvent.objects.all()) == 2
     for row in (dead, discarded):
         row.refresh_from_db()
@@ -34,7 +30,7 @@ def test_retry_now_resets_dead_and_discarded_rows_only() -> None:
 
 def test_discard_leaves_sent_and_sending_rows_alone() -> None:
     for status in ("pending", "sending", "sent"):
-        make(status)
+        OutboxRow(status=status, attempts=3)
     assert outbox.discard(OutboxEvent.objects.all()) == 1
     assert [r.status for r in OutboxEvent.objects.order_by("id")] == [
         "discarded",

@@ -19,7 +19,7 @@ from django.test import Client
 
 import django_tracify as tracify
 from django_tracify.outbox import capture_problems, pause
-from tests import unix_socket_http
+from tests import middleware_lists, unix_socket_http
 from tests.conftest import BROWSER_UA
 from tests.process_fixtures import OutboxDatabase, Processes, database_alias, wait_until
 from tests.services import REPO_ROOT, PostgresServer
@@ -87,6 +87,18 @@ class SilentServer:
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
+    def database(self) -> dict[str, Any]:
+        """A PostgreSQL DATABASES entry on this server, with the timeouts the README gives."""
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "tracify",
+            "USER": "shop",
+            "HOST": "127.0.0.1",
+            "PORT": self.port,
+            # libpq's smallest connect timeout is 2 s.
+            "OPTIONS": {"connect_timeout": 2, "options": "-c statement_timeout=2000"},
+        }
+
     def serve(self) -> None:
         while not self.stopping.is_set():
             try:
@@ -119,19 +131,10 @@ def silent_outbox(
 ) -> Iterator[SilentServer]:
     """The outbox on a database alias of its own whose host never answers."""
     server = SilentServer()
-    config = {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": "tracify",
-        "USER": "shop",
-        "HOST": "127.0.0.1",
-        "PORT": server.port,
-        # As docs/scaling.md says to set; libpq's smallest connect timeout is 2 s.
-        "OPTIONS": {"connect_timeout": 2, "options": "-c statement_timeout=2000"},
-    }
     # However slow this machine, the second request comes within the pause.
     monkeypatch.setattr(pause, "PAUSE_SECONDS", 600.0)
     try:
-        with database_alias("silent_outbox", config, django_db_blocker):
+        with database_alias("silent_outbox", server.database(), django_db_blocker):
             tracify_settings(DATABASE="silent_outbox", RAISE_ERRORS=False)
             yield server
     finally:
@@ -144,7 +147,7 @@ def test_after_a_failed_write_the_next_request_does_not_wait_for_the_outbox(
     settings: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings.MIDDLEWARE = ["django_tracify.middleware.TracifyMiddleware"]
+    settings.MIDDLEWARE = [middleware_lists.TRACIFY]
     browser = Client(REMOTE_ADDR="203.0.113.7", headers={"user-agent": BROWSER_UA})
     with caplog.at_level(logging.ERROR, logger="django_tracify"):
         assert browser.get("/page/").status_code == 200  # its pageview timed out
@@ -170,19 +173,11 @@ def test_a_gunicorn_worker_is_not_held_by_an_outbox_that_never_answers(
 ) -> None:
     server = SilentServer()
     try:
-        outbox = {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": "tracify",
-            "USER": "shop",
-            "HOST": "127.0.0.1",
-            "PORT": server.port,
-            "OPTIONS": {"connect_timeout": 2, "options": "-c statement_timeout=2000"},
-        }
         env = {
             **os.environ,
             "PYTHONPATH": str(REPO_ROOT),
             "DJANGO_SETTINGS_MODULE": "tests.outbox_alias_settings",
-            "TRACIFY_TEST_OUTBOX_DATABASE": json.dumps(outbox),
+            "TRACIFY_TEST_OUTBOX_DATABASE": json.dumps(server.database()),
         }
         bind = tmp_path / "gunicorn.sock"
         site = processes.start(
