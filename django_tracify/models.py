@@ -87,9 +87,7 @@ class FlushState(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_flush_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
-    last_outcome = models.CharField(
-        max_length=16, choices=FlushOutcome.choices, blank=True, default=""
-    )
+    last_outcome = models.CharField(max_length=16, choices=FlushOutcome, blank=True, default="")
     last_message = models.TextField(blank=True, default="")
 
     class Meta:

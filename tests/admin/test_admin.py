@@ -350,8 +350,8 @@ def test_summary_before_any_flush(admin_client: Client) -> None:
 
 
 def test_a_get_of_the_list_writes_nothing(admin_client: Client) -> None:
-    make_event(status="pending")
-    make_event(status="dead", last_error="HTTP 400")
+    OutboxRow(status="pending")
+    OutboxRow(status="dead", last_error="HTTP 400")
     with CaptureQueriesContext(connection) as queries:
         for query in ("", "?status__exact=dead", "?q=purchase:1001", "?q=42"):
             assert admin_client.get(CHANGELIST + query).status_code == 200
