@@ -11,7 +11,7 @@ from django_tracify.outbox import capture_problems, pause
 from tests import settings as test_settings
 
 # Without django-celery-beat (the Django 6.1 env: it requires Django<6.1) these cannot run.
-CELERY_TESTS = ["test_tasks.py", "test_celery_e2e.py"]
+CELERY_TESTS = ["delivery/test_tasks.py", "e2e/test_celery_e2e.py"]
 collect_ignore = [] if importlib.util.find_spec("django_celery_beat") else CELERY_TESTS
 
 pytest_plugins: list[str] = [
